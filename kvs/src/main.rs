@@ -1,6 +1,14 @@
-//! The `kvs` binary: the server (`kvs serve`) and small tools for operators.
+//! The `kvs` binary: the server (`kvs serve`), a config generator, a small client CLI for people,
+//! the WAL inspector and the benchmark.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use kvs::client::{ClientError, ClientOptions, ClusterClient};
+use kvs::config::ClusterConfig;
+use kvs::raft::NodeId;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// raftkv's store and its tools.
 #[derive(Parser)]
@@ -12,14 +20,214 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the version and exit.
-    Version,
+    /// Run one node of a cluster.
+    Serve {
+        /// The cluster's YAML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// This node's id in the configuration.
+        #[arg(long)]
+        id: u64,
+        /// DANGER: serve reads from the leader's local state without ReadIndex. Reads are then
+        /// NOT linearizable; this exists only to show that the harness catches anomalies.
+        #[arg(long)]
+        unsafe_local_reads: bool,
+    },
+    /// Print a ready configuration for a local cluster.
+    ClusterConfig {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Number of shards.
+        #[arg(long, default_value_t = 8)]
+        shards: usize,
+        /// Replicas per shard.
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        /// Client ports are derived from this base (see the printed file).
+        #[arg(long, default_value_t = 7000)]
+        port_base: u16,
+        /// The data directory (one sub-directory per node).
+        #[arg(long, default_value = "./data")]
+        dir: PathBuf,
+    },
+    /// GET a key.
+    Get {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// SET a key.
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// DEL a key.
+    Del {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Compare-and-set: set KEY to NEW only if it is OLD.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value expected.
+        old: String,
+        /// The value to set.
+        new: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Every shard's leader, term and commit index, and which nodes are unreachable.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Benchmark a 3-node cluster on loopback with fsync on.
+    Bench(kvs::bench::BenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Version => println!("kvs {}", env!("CARGO_PKG_VERSION")),
+#[derive(clap::Args)]
+struct Target {
+    /// Any node's client address (host:port); the rest is learned from it.
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    cluster: String,
+}
+
+impl Target {
+    fn client(&self) -> anyhow::Result<ClusterClient> {
+        let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&self.cluster)
+            .with_context(|| format!("--cluster {}: not a host:port", self.cluster))?
+            .collect();
+        Ok(ClusterClient::new(addrs, ClientOptions::default()))
     }
-    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kvs: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kvs: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            config,
+            id,
+            unsafe_local_reads,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_ansi(false)
+                .init();
+            let config = ClusterConfig::load(&config)
+                .with_context(|| format!("configuration {}", config.display()))?;
+            kvs::node::serve(
+                config,
+                NodeId(id),
+                kvs::node::ServeOptions { unsafe_local_reads },
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ClusterConfig {
+            nodes,
+            shards,
+            replicas,
+            port_base,
+            dir,
+        } => {
+            let config = ClusterConfig::local(nodes, shards, replicas, port_base, &dir);
+            config.validate().context("the generated configuration")?;
+            print!("{}", config.to_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get { key, target } => {
+            let v = target.client()?.get(key.as_bytes()).await;
+            report(v.map(|v| match v {
+                Some(b) => String::from_utf8_lossy(&b).into_owned(),
+                None => "(nil)".into(),
+            }))
+        }
+        Command::Set { key, value, target } => report(
+            target
+                .client()?
+                .set(key.as_bytes(), value.as_bytes())
+                .await
+                .map(|()| "OK".to_string()),
+        ),
+        Command::Del { key, target } => report(
+            target
+                .client()?
+                .del(key.as_bytes())
+                .await
+                .map(|n| format!("(integer) {n}")),
+        ),
+        Command::Cas {
+            key,
+            old,
+            new,
+            target,
+        } => report(
+            target
+                .client()?
+                .cas(key.as_bytes(), old.as_bytes(), new.as_bytes())
+                .await
+                .map(|ok| if ok { "OK" } else { "(nil) value differs" }.to_string()),
+        ),
+        Command::Status { target } => {
+            let client = target.client()?;
+            let text = kvs::status::cluster_status(&client, &target.cluster).await?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            kvs::bench::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints a client result; exit 0 on success, 1 on a definite failure or server error, 3 when
+/// the outcome is unknown.
+fn report(result: Result<String, ClientError>) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(s) => {
+            println!("{s}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ ClientError::Unknown(_)) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(3))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

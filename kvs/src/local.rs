@@ -1,0 +1,267 @@
+//! A cluster of real `kvs serve` processes on loopback, for the integration tests, `kvs bench`
+//! and people trying the store: free ports, one data dir and one log file per node, and the
+//! faults a test needs (SIGKILL and restart, SIGSTOP and SIGCONT). Every process is killed when
+//! the cluster is dropped.
+
+use crate::client::{ClientOptions, ClusterClient};
+use crate::config::ClusterConfig;
+use crate::raft::NodeId;
+use anyhow::Context as _;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a local cluster looks like.
+#[derive(Clone, Debug)]
+pub struct LocalClusterOptions {
+    /// The `kvs` binary to run.
+    pub bin: PathBuf,
+    /// Where configs, data and logs go.
+    pub dir: PathBuf,
+    /// Number of nodes.
+    pub node_count: usize,
+    /// Number of shards.
+    pub shard_count: usize,
+    /// Replicas per shard.
+    pub replica_count: usize,
+    /// fsync the WAL (on in production and benchmarks).
+    pub fsync: bool,
+    /// Length of one tick in milliseconds.
+    pub tick_ms: u64,
+    /// Ticks between heartbeats.
+    pub heartbeat_ticks: u32,
+    /// Minimum election timeout in ticks.
+    pub election_ticks: u32,
+    /// Log entries after which a group snapshots.
+    pub snapshot_log_entries_max: u64,
+    /// Extra arguments for every `kvs serve`.
+    pub extra_args: Vec<String>,
+}
+
+impl LocalClusterOptions {
+    /// Three nodes, one shard, three replicas, fast ticks, fsync on.
+    #[must_use]
+    pub fn new(bin: PathBuf, dir: PathBuf) -> LocalClusterOptions {
+        LocalClusterOptions {
+            bin,
+            dir,
+            node_count: 3,
+            shard_count: 1,
+            replica_count: 3,
+            fsync: true,
+            tick_ms: 20,
+            heartbeat_ticks: 2,
+            election_ticks: 10,
+            snapshot_log_entries_max: 10_000,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// A running local cluster.
+pub struct LocalCluster {
+    /// The configuration every node was started with.
+    pub config: ClusterConfig,
+    /// Where that configuration is written.
+    pub config_path: PathBuf,
+    options: LocalClusterOptions,
+    procs: Vec<Option<Child>>,
+}
+
+/// Finds `n` distinct free TCP ports on 127.0.0.1 by binding port 0 (all held at once, so the
+/// kernel cannot hand out the same port twice), then releasing them.
+///
+/// # Errors
+/// Binding failed.
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
+
+impl LocalCluster {
+    /// Writes the configuration and starts every node.
+    ///
+    /// # Errors
+    /// The directory, ports or processes could not be set up.
+    pub fn start(options: LocalClusterOptions) -> anyhow::Result<LocalCluster> {
+        std::fs::create_dir_all(&options.dir)?;
+        let mut config = ClusterConfig::local(
+            options.node_count,
+            options.shard_count,
+            options.replica_count,
+            7000,
+            &options.dir.join("data"),
+        );
+        let ports = free_ports(options.node_count * 2)?;
+        for (i, node) in config.nodes.iter_mut().enumerate() {
+            node.client_addr = SocketAddr::from(([127, 0, 0, 1], ports[2 * i]));
+            node.peer_addr = SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1]));
+        }
+        config.fsync = options.fsync;
+        config.tick_ms = options.tick_ms;
+        config.heartbeat_ticks = options.heartbeat_ticks;
+        config.election_ticks = options.election_ticks;
+        config.snapshot_log_entries_max = options.snapshot_log_entries_max;
+        config.validate().context("the generated configuration")?;
+        let config_path = options.dir.join("cluster.yaml");
+        std::fs::write(&config_path, config.to_yaml())?;
+        let mut cluster = LocalCluster {
+            procs: (0..options.node_count).map(|_| None).collect(),
+            config,
+            config_path,
+            options,
+        };
+        for i in 0..cluster.options.node_count {
+            cluster.start_node(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The id of the node at position `i`.
+    #[must_use]
+    pub fn id(&self, i: usize) -> NodeId {
+        NodeId(self.config.nodes[i].id)
+    }
+
+    /// Every node's client address.
+    #[must_use]
+    pub fn client_addrs(&self) -> Vec<SocketAddr> {
+        self.config.nodes.iter().map(|n| n.client_addr).collect()
+    }
+
+    /// A client that knows every node.
+    #[must_use]
+    pub fn client(&self, options: ClientOptions) -> ClusterClient {
+        ClusterClient::new(self.client_addrs(), options)
+    }
+
+    /// The log file of node `i`.
+    #[must_use]
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.options.dir.join(format!("node-{}.log", self.config.nodes[i].id))
+    }
+
+    /// The directory all of the cluster's files are in.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.options.dir
+    }
+
+    /// Starts (or restarts) node `i`.
+    ///
+    /// # Errors
+    /// The process could not be spawned.
+    pub fn start_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))?;
+        let child = Command::new(&self.options.bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--id")
+            .arg(self.config.nodes[i].id.to_string())
+            .args(&self.options.extra_args)
+            .env("RUST_LOG", std::env::var("KVS_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {}", self.options.bin.display()))?;
+        self.procs[i] = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs node `i` and waits for it to die.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGKILLs node `i` and starts it again on the same data dir.
+    ///
+    /// # Errors
+    /// The process could not be spawned.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.kill(i);
+        self.start_node(i)
+    }
+
+    /// Sends `signal` to node `i` (SIGSTOP, SIGCONT, SIGTERM).
+    pub fn signal(&self, i: usize, signal: Signal) {
+        if let Some(c) = &self.procs[i] {
+            let _ = kill(Pid::from_raw(c.id() as i32), signal);
+        }
+    }
+
+    /// True when node `i`'s process is still running.
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match &mut self.procs[i] {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits until every node that runs reports `cluster_state:ok` (each hosted shard has a
+    /// leader).
+    ///
+    /// # Errors
+    /// The cluster did not become ready in `timeout`; the error names the nodes still waiting.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let client = self.client(ClientOptions {
+            op_timeout: Duration::from_millis(500),
+            ..ClientOptions::default()
+        });
+        loop {
+            let mut waiting = Vec::new();
+            for i in 0..self.procs.len() {
+                if !self.is_running(i) {
+                    continue;
+                }
+                let addr = self.config.nodes[i].client_addr;
+                let ok = match client.command_at(addr, &[b"CLUSTER", b"INFO"]).await {
+                    Ok(crate::api::frame::Frame::Bulk(b)) => {
+                        String::from_utf8_lossy(&b).contains("cluster_state:ok")
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    waiting.push(self.config.nodes[i].id);
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("nodes {waiting:?} have shards without a leader after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops every node with SIGKILL.
+    pub fn stop_all(&mut self) {
+        for i in 0..self.procs.len() {
+            self.signal(i, Signal::SIGCONT);
+            self.kill(i);
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

@@ -1,0 +1,648 @@
+//! The driver: one OS thread per node that steps every Raft group the node hosts.
+//!
+//! A round: take what arrived (peer batches, client operations) and the ticks that are due, step
+//! the groups, gather every group's `Ready`, write all of it to the shared WAL and `sync` once,
+//! then send the messages batched per peer, apply committed entries, and answer the clients whose
+//! writes committed or whose reads were confirmed. Only after the sync do messages leave: that
+//! is the persistence rule of the `Ready` contract (term, vote and entries on disk before any
+//! vote or append response, and before the leader counts itself toward a majority).
+//!
+//! The driver never waits on a socket. Its inbox is bounded; when it is full, peers' batches are
+//! dropped (Raft tolerates loss) and clients get `-TRYAGAIN` at once.
+
+use super::transport::{Batch, Transport};
+use super::view::{NodeView, ShardView};
+use crate::raft::{
+    Entry, EntryKind, LogIndex, MessageBody, NodeId, RawNode, Ready, Restored, Role, Snapshot,
+    SnapshotMeta, Term,
+};
+use crate::shard::ShardId;
+use crate::sm::{Command, Outcome, StateMachine};
+use crate::storage::{GroupId, SnapshotStore, Wal};
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Inputs the driver takes from the async world.
+pub enum DriverInput {
+    /// A batch of Raft messages from a peer.
+    Peer(NodeId, Batch),
+    /// An operation from a client connection.
+    Client(ClientOp),
+    /// Stop after persisting what is in flight.
+    Shutdown,
+}
+
+/// One client operation for one shard.
+pub struct ClientOp {
+    /// The shard the keys live in.
+    pub shard: ShardId,
+    /// What to do.
+    pub kind: OpKind,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<OpReply>,
+}
+
+/// The operations a shard serves.
+pub enum OpKind {
+    /// A state machine command, replicated through the log.
+    Write(Command),
+    /// A read, served after ReadIndex confirms it (or locally, when unsafe reads are on).
+    Read(ReadQuery),
+}
+
+/// The reads a shard serves.
+#[derive(Debug, Clone)]
+pub enum ReadQuery {
+    /// Values of keys (GET is one key, MGET many).
+    Get(Vec<Bytes>),
+    /// How many of the keys exist.
+    Exists(Vec<Bytes>),
+}
+
+/// The answer to a [`ClientOp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpReply {
+    /// A write committed and was applied, with its result.
+    Applied(Outcome),
+    /// The values read, in key order.
+    Values(Vec<Option<Bytes>>),
+    /// A count (EXISTS).
+    Count(i64),
+    /// This node does not lead the shard; `leader` is who does, if known.
+    NotLeader {
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+    },
+    /// The operation did not happen and may be retried (no leader, overload, lost leadership
+    /// before the write was appended, a different entry committed at its index).
+    TryAgain(String),
+    /// The write was proposed but its fate can no longer be confirmed: it may or may not apply.
+    Unknown(String),
+}
+
+/// Settings of the driver taken from the cluster configuration.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// This node.
+    pub me: NodeId,
+    /// The length of one tick.
+    pub tick: Duration,
+    /// Ticks between two heartbeats (heartbeats to a peer leave together, once an interval).
+    pub heartbeat_ticks: u32,
+    /// A group takes a snapshot and compacts its log when it holds more entries than this.
+    pub snapshot_log_entries_max: u64,
+    /// How long a client's write may wait for its commit before it is answered "unknown".
+    pub write_timeout: Duration,
+    /// How long a read may wait for its confirmation before it is answered "try again".
+    pub read_timeout: Duration,
+    /// Serve reads from local state without ReadIndex: BREAKS LINEARIZABILITY, for the harness.
+    pub unsafe_local_reads: bool,
+    /// Inputs taken in one round before the groups are stepped.
+    pub round_inputs_max: usize,
+}
+
+struct PendingWrite {
+    term: Term,
+    reply: oneshot::Sender<OpReply>,
+    deadline: Instant,
+}
+
+struct PendingRead {
+    query: ReadQuery,
+    reply: oneshot::Sender<OpReply>,
+    deadline: Instant,
+}
+
+/// One Raft group hosted here, with its state machine and waiting clients.
+pub struct Group {
+    shard: ShardId,
+    raw: RawNode,
+    sm: StateMachine,
+    voters: Vec<NodeId>,
+    /// Writes proposed and not answered yet, by log index.
+    writes: BTreeMap<LogIndex, PendingWrite>,
+    /// Reads gathered this round, sent to `read_index` as one batch at the end of the round.
+    reads_new: Vec<PendingRead>,
+    /// Read batches waiting for their ReadIndex confirmation, by context.
+    reads_unconfirmed: BTreeMap<u64, Vec<PendingRead>>,
+    /// Confirmed read batches waiting for `applied` to reach their index.
+    reads_confirmed: VecDeque<(LogIndex, Vec<PendingRead>)>,
+    /// The index of the newest snapshot; a new one is taken when `applied` runs
+    /// `snapshot_log_entries_max` past it.
+    snapshot_index: LogIndex,
+    /// The term of the last applied entry (the term a snapshot taken now carries).
+    applied_term: Term,
+}
+
+impl Group {
+    /// Builds a group from what recovery found on disk.
+    ///
+    /// # Errors
+    /// The stored snapshot does not decode, or the Raft configuration is invalid.
+    pub fn new(
+        shard: ShardId,
+        raft_config: crate::raft::Config,
+        restored: Restored,
+    ) -> anyhow::Result<Group> {
+        let sm = match &restored.snapshot {
+            Some(s) => StateMachine::restore(&s.data).map_err(|e| {
+                anyhow::anyhow!("shard {}: stored snapshot does not decode: {e}", shard.0)
+            })?,
+            None => StateMachine::default(),
+        };
+        let (snapshot_index, applied_term) = restored
+            .snapshot
+            .as_ref()
+            .map_or((LogIndex(0), Term(0)), |s| (s.meta.index, s.meta.term));
+        let voters = raft_config.voters.clone();
+        let raw = RawNode::new(raft_config, restored)
+            .map_err(|e| anyhow::anyhow!("shard {}: {e}", shard.0))?;
+        Ok(Group {
+            shard,
+            raw,
+            sm,
+            voters,
+            writes: BTreeMap::new(),
+            reads_new: Vec::new(),
+            reads_unconfirmed: BTreeMap::new(),
+            reads_confirmed: VecDeque::new(),
+            snapshot_index,
+            applied_term,
+        })
+    }
+
+    /// The Raft core (for the initial campaign of a fresh cluster).
+    pub fn raw_mut(&mut self) -> &mut RawNode {
+        &mut self.raw
+    }
+}
+
+/// The driver's state: every group, the WAL, the transport, the shared view.
+pub struct Driver {
+    cfg: DriverConfig,
+    groups: BTreeMap<ShardId, Group>,
+    wal: Wal,
+    snapshots: SnapshotStore,
+    transport: Transport,
+    view: Arc<RwLock<NodeView>>,
+    ticks: u64,
+    next_read_ctx: u64,
+    /// Heartbeats held back until the next heartbeat tick, so that each peer gets them all in
+    /// one frame (coalescing across groups).
+    heartbeats_held: BTreeMap<NodeId, Batch>,
+}
+
+impl Driver {
+    /// Assembles a driver.
+    #[must_use]
+    pub fn new(
+        cfg: DriverConfig,
+        groups: BTreeMap<ShardId, Group>,
+        wal: Wal,
+        snapshots: SnapshotStore,
+        transport: Transport,
+        view: Arc<RwLock<NodeView>>,
+    ) -> Driver {
+        Driver {
+            cfg,
+            groups,
+            wal,
+            snapshots,
+            transport,
+            view,
+            ticks: 0,
+            next_read_ctx: 1,
+            heartbeats_held: BTreeMap::new(),
+        }
+    }
+
+    /// Runs rounds until `Shutdown` arrives or every sender is gone.
+    ///
+    /// # Errors
+    /// A storage failure (the WAL or a snapshot could not be written): the node must stop, since
+    /// it can no longer keep its promises.
+    pub fn run(mut self, inbox: Receiver<DriverInput>) -> anyhow::Result<()> {
+        let mut next_tick = Instant::now() + self.cfg.tick;
+        // The first round publishes the view and sends the bootstrap campaigns.
+        self.round()?;
+        loop {
+            let now = Instant::now();
+            let wait = next_tick.saturating_duration_since(now);
+            let mut shutdown = false;
+            match inbox.recv_timeout(wait) {
+                Ok(input) => shutdown |= self.take(input),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => shutdown = true,
+            }
+            for _ in 1..self.cfg.round_inputs_max {
+                match inbox.try_recv() {
+                    Ok(input) => shutdown |= self.take(input),
+                    Err(_) => break,
+                }
+            }
+            let now = Instant::now();
+            // Ticks that fell due; after a long stall (SIGSTOP) at most a few are replayed so
+            // that a node waking up does not fire a burst of elections at once.
+            let mut due = 0;
+            while next_tick <= now {
+                next_tick += self.cfg.tick;
+                due += 1;
+            }
+            if due > 3 {
+                next_tick = now + self.cfg.tick;
+                due = 3;
+            }
+            for _ in 0..due {
+                self.tick(now);
+            }
+            self.round()?;
+            if shutdown {
+                tracing::info!(node = self.cfg.me.0, "driver stopped");
+                return Ok(());
+            }
+        }
+    }
+
+    fn take(&mut self, input: DriverInput) -> bool {
+        match input {
+            DriverInput::Peer(from, batch) => {
+                for (group, msg) in batch {
+                    let shard = ShardId(group);
+                    let Some(g) = self.groups.get_mut(&shard) else {
+                        tracing::debug!(shard = group, %from, "message for a shard not hosted here");
+                        continue;
+                    };
+                    if let Err(e) = g.raw.step(msg) {
+                        tracing::debug!(shard = group, %from, error = %e, "message rejected");
+                    }
+                }
+                false
+            }
+            DriverInput::Client(op) => {
+                self.take_client(op);
+                false
+            }
+            DriverInput::Shutdown => true,
+        }
+    }
+
+    fn take_client(&mut self, op: ClientOp) {
+        let Some(g) = self.groups.get_mut(&op.shard) else {
+            let _ = op.reply.send(OpReply::NotLeader { leader: None });
+            return;
+        };
+        let status = g.raw.status();
+        if status.role != Role::Leader {
+            let _ = op.reply.send(OpReply::NotLeader {
+                leader: status.leader,
+            });
+            return;
+        }
+        let now = Instant::now();
+        match op.kind {
+            OpKind::Write(cmd) => match g.raw.propose(cmd.encode()) {
+                Ok((term, index)) => {
+                    g.writes.insert(
+                        index,
+                        PendingWrite {
+                            term,
+                            reply: op.reply,
+                            deadline: now + self.cfg.write_timeout,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = op.reply.send(OpReply::TryAgain(format!(
+                        "shard {} could not take the write: {e}",
+                        g.shard.0
+                    )));
+                }
+            },
+            OpKind::Read(query) => {
+                if self.cfg.unsafe_local_reads {
+                    // Deliberately unsafe: no confirmation that this node still leads.
+                    let reply = serve_read(&g.sm, &query);
+                    let _ = op.reply.send(reply);
+                } else {
+                    g.reads_new.push(PendingRead {
+                        query,
+                        reply: op.reply,
+                        deadline: now + self.cfg.read_timeout,
+                    });
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.ticks += 1;
+        for g in self.groups.values_mut() {
+            g.raw.tick();
+            expire_waiters(g, now);
+        }
+    }
+
+    /// Steps every group's `Ready`: persist, send, apply, answer.
+    fn round(&mut self) -> anyhow::Result<()> {
+        // Each group's reads of this round become one ReadIndex request.
+        for g in self.groups.values_mut() {
+            if g.reads_new.is_empty() {
+                continue;
+            }
+            let reads = std::mem::take(&mut g.reads_new);
+            let ctx = self.next_read_ctx;
+            self.next_read_ctx += 1;
+            match g.raw.read_index(ctx) {
+                Ok(()) => {
+                    g.reads_unconfirmed.insert(ctx, reads);
+                }
+                Err(e) => {
+                    for r in reads {
+                        let _ = r.reply.send(OpReply::TryAgain(format!(
+                            "shard {} cannot confirm the read: {e}",
+                            g.shard.0
+                        )));
+                    }
+                }
+            }
+        }
+
+        let mut readies: Vec<(ShardId, Ready)> = Vec::new();
+        for (shard, g) in &mut self.groups {
+            if g.raw.has_ready() {
+                readies.push((*shard, g.raw.ready()));
+            }
+        }
+
+        // 1. Persist: snapshots, entries and hard states of every group, then one sync.
+        let mut wrote = false;
+        for (shard, ready) in &readies {
+            let group = GroupId(u64::from(shard.0));
+            if let Some(snap) = &ready.snapshot {
+                self.snapshots.save(group, snap)?;
+                self.wal.apply_snapshot(group, &snap.meta)?;
+                wrote = true;
+            }
+            if !ready.entries.is_empty() {
+                self.wal.append_entries(group, &ready.entries)?;
+                wrote = true;
+            }
+            if let Some(hs) = ready.hard_state {
+                self.wal.set_hard_state(group, hs)?;
+                wrote = true;
+            }
+        }
+        if wrote {
+            self.wal.sync()?;
+        }
+
+        // 2. Send, batched per peer; plain heartbeats wait for the heartbeat tick.
+        let heartbeat_tick = self.ticks % u64::from(self.cfg.heartbeat_ticks.max(1)) == 0;
+        let mut out: BTreeMap<NodeId, Batch> = std::mem::take(&mut self.heartbeats_held);
+        let mut held: BTreeMap<NodeId, Batch> = BTreeMap::new();
+        for (shard, ready) in &mut readies {
+            for msg in ready.messages.drain(..) {
+                let to = msg.to;
+                let plain_heartbeat =
+                    matches!(msg.body, MessageBody::Heartbeat { read_ctx: None, .. });
+                if plain_heartbeat && !heartbeat_tick {
+                    held.entry(to).or_default().push((shard.0, msg));
+                } else {
+                    out.entry(to).or_default().push((shard.0, msg));
+                }
+            }
+        }
+        if heartbeat_tick {
+            for (to, batch) in held {
+                out.entry(to).or_default().extend(batch);
+            }
+        } else {
+            // Held heartbeats go out with whatever else the peer gets, or at the next
+            // heartbeat tick; keep them for peers with nothing else to send.
+            for (to, batch) in held {
+                match out.get_mut(&to) {
+                    Some(b) => b.extend(batch),
+                    None => {
+                        self.heartbeats_held.insert(to, batch);
+                    }
+                }
+            }
+        }
+        for (to, batch) in out {
+            self.transport.send(to, batch);
+        }
+
+        // 3. Apply, answer, advance.
+        for (shard, ready) in readies {
+            let g = self.groups.get_mut(&shard).expect("ready from a hosted group");
+            apply_ready(g, &ready)?;
+            g.raw.advance(ready);
+            serve_confirmed_reads(g);
+            if g.sm.applied().0 > g.snapshot_index.0 + self.cfg.snapshot_log_entries_max {
+                self.take_snapshot(shard)?;
+            }
+        }
+        self.publish_view();
+        Ok(())
+    }
+
+    fn take_snapshot(&mut self, shard: ShardId) -> anyhow::Result<()> {
+        let g = self.groups.get_mut(&shard).expect("hosted group");
+        let index = g.sm.applied();
+        let term = g.applied_term;
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                voters: g.voters.clone(),
+            },
+            data: g.sm.snapshot(),
+        };
+        let group = GroupId(u64::from(shard.0));
+        self.snapshots.save(group, &snapshot)?;
+        self.wal.compact(group, index)?;
+        tracing::info!(
+            node = self.cfg.me.0,
+            shard = shard.0,
+            term = term.0,
+            index = index.0,
+            bytes = snapshot.data.len(),
+            "snapshot taken; log compacted"
+        );
+        g.raw.compact(snapshot);
+        g.snapshot_index = index;
+        Ok(())
+    }
+
+    fn publish_view(&mut self) {
+        let mut view = self.view.write().expect("view lock poisoned");
+        for (shard, g) in &self.groups {
+            let s = g.raw.status();
+            view.shards.insert(
+                *shard,
+                ShardView {
+                    role: s.role,
+                    leader: s.leader,
+                    term: s.term,
+                    commit: s.commit,
+                    applied: s.applied,
+                    first_index: s.first_index,
+                    last_index: s.last_index,
+                    keys: g.sm.len() as u64,
+                },
+            );
+        }
+        view.batches_dropped = self
+            .transport
+            .stats
+            .batches_dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Applies a Ready's snapshot and committed entries to the state machine and answers the writes
+/// that committed.
+fn apply_ready(g: &mut Group, ready: &Ready) -> anyhow::Result<()> {
+    if let Some(snap) = &ready.snapshot {
+        g.sm = StateMachine::restore(&snap.data).map_err(|e| {
+            anyhow::anyhow!(
+                "shard {}: snapshot received from the leader does not decode: {e}",
+                g.shard.0
+            )
+        })?;
+        g.snapshot_index = snap.meta.index;
+        g.applied_term = snap.meta.term;
+        tracing::info!(
+            shard = g.shard.0,
+            index = snap.meta.index.0,
+            term = snap.meta.term.0,
+            bytes = snap.data.len(),
+            "snapshot installed from the leader"
+        );
+        // Writes waiting at or below the snapshot point can no longer be matched to entries.
+        let later = g.writes.split_off(&snap.meta.index.next());
+        for (_, w) in std::mem::replace(&mut g.writes, later) {
+            let _ = w.reply.send(OpReply::Unknown(
+                "outcome unknown: the node installed a snapshot past the write".into(),
+            ));
+        }
+    }
+    for entry in &ready.committed_entries {
+        let outcome = apply_entry(g, entry)?;
+        g.applied_term = entry.term;
+        if let Some(w) = g.writes.remove(&entry.index) {
+            let reply = if w.term == entry.term {
+                OpReply::Applied(outcome.unwrap_or(Outcome::Ok))
+            } else {
+                // Another leader's entry committed at this index: by log matching, ours never
+                // will (Raft paper §5.3), so the write definitely did not happen.
+                OpReply::TryAgain("leadership changed before the write committed".into())
+            };
+            let _ = w.reply.send(reply);
+        }
+    }
+    for rs in &ready.read_states {
+        if let Some(reads) = g.reads_unconfirmed.remove(&rs.ctx) {
+            g.reads_confirmed.push_back((rs.index, reads));
+        }
+    }
+    for ctx in &ready.failed_reads {
+        if let Some(reads) = g.reads_unconfirmed.remove(ctx) {
+            for r in reads {
+                let _ = r.reply.send(OpReply::TryAgain(
+                    "leadership lost before the read was confirmed".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_entry(g: &mut Group, entry: &Entry) -> anyhow::Result<Option<Outcome>> {
+    match entry.kind {
+        EntryKind::Noop => {
+            g.sm.skip(entry.index);
+            Ok(None)
+        }
+        EntryKind::Normal => {
+            let cmd = Command::decode(&entry.data).map_err(|e| {
+                anyhow::anyhow!(
+                    "shard {}: committed entry {} does not decode: {e}",
+                    g.shard.0,
+                    entry.index.0
+                )
+            })?;
+            Ok(Some(g.sm.apply(entry.index, &cmd)))
+        }
+    }
+}
+
+fn serve_confirmed_reads(g: &mut Group) {
+    let applied = g.sm.applied();
+    while let Some((index, _)) = g.reads_confirmed.front() {
+        if *index > applied {
+            break;
+        }
+        let (_, reads) = g.reads_confirmed.pop_front().expect("front exists");
+        for r in reads {
+            let reply = serve_read(&g.sm, &r.query);
+            let _ = r.reply.send(reply);
+        }
+    }
+}
+
+fn serve_read(sm: &StateMachine, query: &ReadQuery) -> OpReply {
+    match query {
+        ReadQuery::Get(keys) => OpReply::Values(keys.iter().map(|k| sm.get(k).cloned()).collect()),
+        ReadQuery::Exists(keys) => OpReply::Count(keys.iter().filter(|k| sm.exists(k)).count() as i64),
+    }
+}
+
+/// Answers the waiters whose deadline passed: writes become "unknown" (they may still commit),
+/// reads "try again" (a read has no effect, so failing it is always safe).
+fn expire_waiters(g: &mut Group, now: Instant) {
+    let expired: Vec<LogIndex> = g
+        .writes
+        .iter()
+        .filter(|(_, w)| w.deadline <= now)
+        .map(|(i, _)| *i)
+        .collect();
+    for i in expired {
+        if let Some(w) = g.writes.remove(&i) {
+            let _ = w.reply.send(OpReply::Unknown(format!(
+                "outcome unknown: the write was proposed at index {} but not confirmed in time",
+                i.0
+            )));
+        }
+    }
+    let fail_read = |r: PendingRead| {
+        let _ = r.reply.send(OpReply::TryAgain(
+            "the read could not be confirmed in time".into(),
+        ));
+    };
+    let stale: Vec<u64> = g
+        .reads_unconfirmed
+        .iter()
+        .filter(|(_, rs)| rs.first().is_some_and(|r| r.deadline <= now))
+        .map(|(c, _)| *c)
+        .collect();
+    for c in stale {
+        for r in g.reads_unconfirmed.remove(&c).unwrap_or_default() {
+            fail_read(r);
+        }
+    }
+    while g
+        .reads_confirmed
+        .front()
+        .is_some_and(|(_, rs)| rs.first().is_some_and(|r| r.deadline <= now))
+    {
+        let (_, rs) = g.reads_confirmed.pop_front().expect("front exists");
+        for r in rs {
+            fail_read(r);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The node: one `kvs serve` process hosting many Raft groups (multi-Raft).
+//!
+//! - `driver.rs`: the thread that steps every group, owns the WAL and the state machines.
+//! - `transport.rs` and `wire.rs`: peer connections and their frame format.
+//! - `view.rs`: what the driver publishes for the client-facing server.
+//!
+//! This module is the runtime edge: it owns sockets, files, threads and the clock, and feeds the
+//! pure Raft core, state machines and codecs.
+
+pub mod driver;
+pub mod transport;
+pub mod view;
+pub mod wire;
+
+use crate::api::server::{self, ServerContext};
+use crate::config::ClusterConfig;
+use crate::raft::{self, NodeId, Restored};
+use crate::shard::ShardMap;
+use crate::storage::{GroupId, SnapshotStore, Wal, WalOptions};
+use anyhow::Context as _;
+use driver::{Driver, DriverConfig, DriverInput, Group};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use view::NodeView;
+
+/// Switches for `kvs serve` beyond the cluster configuration.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// Serve reads from the leader's local state without ReadIndex. This BREAKS
+    /// linearizability (a deposed leader can serve stale reads); it exists so the harness can
+    /// show that it catches real anomalies.
+    pub unsafe_local_reads: bool,
+}
+
+/// The capacity of the driver's inbox (peer batches and client operations).
+pub const DRIVER_INBOX_MAX: usize = 65_536;
+
+/// A fingerprint of the cluster layout, exchanged in the peer handshake.
+fn cluster_tag(config: &ClusterConfig) -> u64 {
+    // FNV-1a over the layout: nodes, shard count, replica count.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: u64| {
+        for b in v.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for n in &config.nodes {
+        eat(n.id);
+    }
+    eat(config.shard_count as u64);
+    eat(config.replica_count as u64);
+    h
+}
+
+/// Runs node `me` of `config` until SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// The data directory cannot be opened or is corrupt, a listen address cannot be bound, or the
+/// WAL fails while running; the message says which.
+pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> anyhow::Result<()> {
+    let node = config
+        .node(me)
+        .with_context(|| format!("node {} is not in the configuration", me.0))?
+        .clone();
+    if options.unsafe_local_reads {
+        tracing::warn!(
+            node = me.0,
+            "UNSAFE: --unsafe-local-reads is on; reads skip ReadIndex and are NOT linearizable"
+        );
+        eprintln!(
+            "kvs: WARNING: --unsafe-local-reads is on: reads are served from local state without \
+             ReadIndex and are NOT linearizable. Use it only to test the checker."
+        );
+    }
+    let dir = config.data_dir_for(me);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    let wal = Wal::open(
+        &dir.join("wal"),
+        WalOptions {
+            fsync: config.fsync,
+            ..WalOptions::default()
+        },
+    )
+    .with_context(|| format!("opening the write-ahead log in {}", dir.display()))?;
+    let snapshots = SnapshotStore::open(&dir.join("snapshots"))
+        .with_context(|| format!("opening the snapshots in {}", dir.display()))?;
+
+    let ids: Vec<NodeId> = config.nodes.iter().map(|n| NodeId(n.id)).collect();
+    let shard_map = ShardMap::new(config.shard_count, config.replica_count, &ids)
+        .context("placing the shards")?;
+    let seed_base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+
+    let mut groups = BTreeMap::new();
+    for info in shard_map.shards_of_node(me) {
+        let group = GroupId(u64::from(info.id.0));
+        let hard_state = wal.hard_state(group);
+        let snapshot = snapshots
+            .load(group)
+            .with_context(|| format!("loading shard {}'s snapshot", info.id.0))?;
+        let first = snapshot.as_ref().map_or(1, |s| s.meta.index.0 + 1);
+        let last = wal.last_index(group).0;
+        let entries = if last >= first {
+            wal.entries(group, raft::LogIndex(first), raft::LogIndex(last + 1))
+                .with_context(|| format!("reading shard {}'s log", info.id.0))?
+        } else {
+            Vec::new()
+        };
+        let fresh = hard_state == raft::HardState::default() && entries.is_empty() && snapshot.is_none();
+        let mut raft_config = raft::Config::new(
+            me,
+            info.replicas.clone(),
+            seed_base ^ (me.0 << 40) ^ u64::from(info.id.0),
+        );
+        raft_config.election_ticks = config.election_ticks;
+        raft_config.heartbeat_ticks = config.heartbeat_ticks;
+        let mut g = Group::new(
+            info.id,
+            raft_config,
+            Restored {
+                hard_state,
+                snapshot,
+                entries,
+            },
+        )?;
+        // A new cluster: the preferred replica campaigns at once, so that leaders start out
+        // spread over the nodes instead of wherever the first timeout fires.
+        if fresh && info.preferred_leader == me {
+            g.raw_mut().campaign();
+        }
+        groups.insert(info.id, g);
+    }
+    tracing::info!(node = me.0, shards = groups.len(), "recovered; starting");
+
+    let client_listener = tokio::net::TcpListener::bind(node.client_addr)
+        .await
+        .with_context(|| format!("binding the client address {}", node.client_addr))?;
+    let peer_listener = tokio::net::TcpListener::bind(node.peer_addr)
+        .await
+        .with_context(|| format!("binding the peer address {}", node.peer_addr))?;
+
+    let tag = cluster_tag(&config);
+    let routes: BTreeMap<NodeId, std::net::SocketAddr> = config
+        .nodes
+        .iter()
+        .filter(|n| n.id != me.0)
+        .map(|n| (NodeId(n.id), config.route_to(me, NodeId(n.id))))
+        .collect();
+    let transport = transport::Transport::start(me, tag, routes);
+    let (inbox_tx, inbox_rx) = std::sync::mpsc::sync_channel(DRIVER_INBOX_MAX);
+    tokio::spawn(transport::accept_loop(
+        peer_listener,
+        tag,
+        inbox_tx.clone(),
+        transport.stats.clone(),
+    ));
+
+    let view = Arc::new(RwLock::new(NodeView::default()));
+    let driver_config = DriverConfig {
+        me,
+        tick: Duration::from_millis(config.tick_ms),
+        heartbeat_ticks: config.heartbeat_ticks,
+        snapshot_log_entries_max: config.snapshot_log_entries_max,
+        write_timeout: Duration::from_millis(config.tick_ms * u64::from(config.election_ticks) * 4),
+        read_timeout: Duration::from_millis(config.tick_ms * u64::from(config.election_ticks) * 2),
+        unsafe_local_reads: options.unsafe_local_reads,
+        round_inputs_max: 4096,
+    };
+    let driver = Driver::new(driver_config, groups, wal, snapshots, transport, view.clone());
+    let driver_thread = std::thread::Builder::new()
+        .name(format!("kvs-driver-{}", me.0))
+        .spawn(move || driver.run(inbox_rx))
+        .context("starting the driver thread")?;
+
+    let ctx = Arc::new(ServerContext {
+        me,
+        config: config.clone(),
+        shard_map,
+        view,
+        inbox: inbox_tx.clone(),
+        unsafe_local_reads: options.unsafe_local_reads,
+        connections: AtomicUsize::new(0),
+    });
+    tokio::spawn(server::accept_loop(client_listener, ctx));
+    tracing::info!(
+        node = me.0,
+        client = %node.client_addr,
+        peer = %node.peer_addr,
+        "serving"
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let driver_done = tokio::task::spawn_blocking(move || driver_thread.join());
+    tokio::pin!(driver_done);
+    tokio::select! {
+        _ = term.recv() => tracing::info!(node = me.0, "SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(node = me.0, "Ctrl-C: shutting down"),
+        joined = &mut driver_done => {
+            return match joined {
+                Ok(Ok(result)) => result.context("the driver stopped"),
+                _ => Err(anyhow::anyhow!("the driver thread panicked")),
+            };
+        }
+    }
+    let _ = inbox_tx.send(DriverInput::Shutdown);
+    match driver_done.await {
+        Ok(Ok(result)) => result,
+        _ => Err(anyhow::anyhow!("the driver thread panicked")),
+    }
+}

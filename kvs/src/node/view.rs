@@ -1,0 +1,37 @@
+//! What the driver publishes for the client-facing side after every round: each hosted shard's
+//! role, leader, term and indices. Connection handlers read it to route keys (serve, `-MOVED`,
+//! `-TRYAGAIN`) and to answer INFO and CLUSTER without asking the driver.
+
+use crate::raft::{LogIndex, NodeId, Role, Term};
+use crate::shard::ShardId;
+use std::collections::BTreeMap;
+
+/// One hosted shard as of the driver's last round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardView {
+    /// This node's role in the shard's group.
+    pub role: Role,
+    /// The leader this node knows of.
+    pub leader: Option<NodeId>,
+    /// The group's current term as this node sees it.
+    pub term: Term,
+    /// This node's commit index.
+    pub commit: LogIndex,
+    /// This node's applied index.
+    pub applied: LogIndex,
+    /// The first index still in the log (after the snapshot).
+    pub first_index: LogIndex,
+    /// The last index in the log.
+    pub last_index: LogIndex,
+    /// Keys in this node's copy of the shard.
+    pub keys: u64,
+}
+
+/// Every hosted shard, plus node-wide counters.
+#[derive(Clone, Debug, Default)]
+pub struct NodeView {
+    /// Hosted shards by id.
+    pub shards: BTreeMap<ShardId, ShardView>,
+    /// Peer batches dropped because a peer's queue was full (slow or unreachable peers).
+    pub batches_dropped: u64,
+}

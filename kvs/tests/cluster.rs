@@ -1,0 +1,267 @@
+//! Process-level tests: real `kvs` binaries on loopback with free ports, real signals.
+
+mod common;
+
+use common::{election_timeout_max, leader_of, raw_command, raw_exchange, wait_new_leader};
+use kvs::api::frame::Frame;
+use nix::sys::signal::Signal;
+use redis::AsyncCommands;
+use std::time::{Duration, Instant};
+
+fn bulk(s: &str) -> Frame {
+    Frame::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_client_runs_set_get_del_incr_cas_and_follows_moved() {
+    let c = common::start(3, 8, 10_000, &[]).await;
+    let urls: Vec<String> = c
+        .client_addrs()
+        .iter()
+        .map(|a| format!("redis://{a}"))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+    let mut conn = client
+        .get_async_connection()
+        .await
+        .expect("the redis crate connects to the cluster");
+
+    for i in 0..40 {
+        let () = conn.set(format!("key-{i}"), i).await.expect("SET");
+    }
+    for i in 0..40 {
+        let v: i64 = conn.get(format!("key-{i}")).await.expect("GET");
+        assert_eq!(v, i);
+    }
+    let n: i64 = conn.del("key-0").await.expect("DEL");
+    assert_eq!(n, 1);
+    let v: Option<String> = conn.get("key-0").await.expect("GET after DEL");
+    assert_eq!(v, None);
+    for expected in 1..=5 {
+        let v: i64 = redis::cmd("INCR")
+            .arg("counter")
+            .query_async(&mut conn)
+            .await
+            .expect("INCR");
+        assert_eq!(v, expected);
+    }
+    let swapped: Option<String> = redis::cmd("SET")
+        .arg("key-1")
+        .arg("one")
+        .arg("IFEQ")
+        .arg("1")
+        .query_async(&mut conn)
+        .await
+        .expect("CAS that matches");
+    assert_eq!(swapped.as_deref(), Some("OK"));
+    let refused: Option<String> = redis::cmd("SET")
+        .arg("key-1")
+        .arg("two")
+        .arg("IFEQ")
+        .arg("1")
+        .query_async(&mut conn)
+        .await
+        .expect("CAS that does not match");
+    assert_eq!(refused, None);
+    let v: String = conn.get("key-1").await.expect("GET after CAS");
+    assert_eq!(v, "one");
+
+    // A node that does not lead the key's shard answers MOVED with the leader's address.
+    let slot = kvs::shard::key_slot(b"key-2").0;
+    let shard = {
+        let ids: Vec<kvs::raft::NodeId> = c.config.nodes.iter().map(|n| kvs::raft::NodeId(n.id)).collect();
+        kvs::shard::ShardMap::new(8, 3, &ids).unwrap().shard_of_slot(kvs::shard::Slot(slot))
+    };
+    let (leader, _) = leader_of(&c, shard.0).await.expect("shard has a leader");
+    let other = (leader + 1) % 3;
+    let reply = raw_command(c.client_addrs()[other], &["GET", "key-2"]).await;
+    let expected = format!("MOVED {slot} {}", c.client_addrs()[leader]);
+    assert_eq!(reply, Some(Frame::Error(expected)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leader_is_replaced_and_restarted_node_catches_up_from_the_log() {
+    killed_leader_scenario(100_000, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leader_is_replaced_and_restarted_node_catches_up_from_a_snapshot() {
+    killed_leader_scenario(40, true).await;
+}
+
+async fn killed_leader_scenario(snapshot_log_entries_max: u64, expect_snapshot: bool) {
+    let mut c = common::start(3, 1, snapshot_log_entries_max, &[]).await;
+    let client = common::client(&c);
+    let mut acked = Vec::new();
+    for i in 0..60 {
+        let k = format!("k{i}");
+        client.set(k.as_bytes(), b"before").await.expect("write before the kill");
+        acked.push((k, "before"));
+    }
+    let (old, _) = leader_of(&c, 0).await.expect("a leader");
+    c.kill(old);
+    let (new, took) = wait_new_leader(&c, 0, old, Duration::from_secs(10))
+        .await
+        .expect("a new leader is elected");
+    assert!(
+        took <= election_timeout_max() * 2,
+        "a new leader took {took:?}, more than two election timeouts ({:?})",
+        election_timeout_max() * 2
+    );
+    assert_ne!(new, old);
+    // The new leader serves: more writes while the old leader is down.
+    for i in 60..200 {
+        let k = format!("k{i}");
+        client.set(k.as_bytes(), b"after").await.expect("write after the kill");
+        acked.push((k, "after"));
+    }
+    c.start_node(old).expect("restart");
+    // The restarted node catches up: its applied index reaches the leader's commit.
+    let target: u64 = {
+        let lines = common::info_raft(&c, new).await.expect("leader answers");
+        lines[0].fields["commit"].parse().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(lines) = common::info_raft(&c, old).await {
+            let applied: u64 = lines[0].fields["applied"].parse().unwrap_or(0);
+            if applied >= target {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the restarted node did not catch up to {target}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(c.log_path(old)).unwrap_or_default();
+    assert_eq!(
+        log.contains("snapshot installed"),
+        expect_snapshot,
+        "catch-up path (snapshot installed?) in {}",
+        c.log_path(old).display()
+    );
+    for (k, v) in &acked {
+        let got = client.get(k.as_bytes()).await.expect("read");
+        assert_eq!(got.as_deref(), Some(v.as_bytes()), "acknowledged write of {k} lost");
+    }
+    // The restarted node holds every key too.
+    let lines = common::info_raft(&c, old).await.expect("restarted node answers");
+    assert_eq!(lines[0].fields["keys"], acked.len().to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_killing_all_nodes() {
+    let mut c = common::start(3, 4, 10_000, &[]).await;
+    let client = common::client(&c);
+    for i in 0..150 {
+        client
+            .set(format!("key{i}").as_bytes(), format!("v{i}").as_bytes())
+            .await
+            .expect("write");
+    }
+    for i in 0..3 {
+        c.kill(i);
+    }
+    for i in 0..3 {
+        c.start_node(i).expect("restart");
+    }
+    c.wait_ready(Duration::from_secs(20)).await.expect("ready again");
+    let client = common::client(&c);
+    for i in 0..150 {
+        let got = client.get(format!("key{i}").as_bytes()).await.expect("read");
+        assert_eq!(got.as_deref(), Some(format!("v{i}").as_bytes()), "key{i} lost");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_leader_steps_down_and_serves_no_stale_read() {
+    let mut c = common::start(3, 1, 10_000, &[]).await;
+    let client = common::client(&c);
+    client.set(b"x", b"old").await.expect("first write");
+    let (old, _) = leader_of(&c, 0).await.expect("a leader");
+    c.signal(old, Signal::SIGSTOP);
+    let (_new, _) = wait_new_leader(&c, 0, old, Duration::from_secs(10))
+        .await
+        .expect("the others elect a new leader");
+    client.set(b"x", b"new").await.expect("write to the new leader");
+    c.signal(old, Signal::SIGCONT);
+    // Straight after waking, the old leader must not answer with the overwritten value.
+    let addr = c.client_addrs()[old];
+    for _ in 0..20 {
+        let reply = raw_command(addr, &["GET", "x"]).await;
+        assert_ne!(reply, Some(bulk("old")), "stale read served by the deposed leader");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = common::info_raft(&c, old).await;
+        if lines.is_some_and(|l| l[0].fields["role"] != "leader") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the paused leader did not step down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(client.get(b"x").await.expect("read").as_deref(), Some(&b"new"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_errors_and_the_cluster_keeps_serving() {
+    let mut c = common::start(3, 1, 10_000, &[]).await;
+    let client = common::client(&c);
+    client.set(b"keep", b"me").await.expect("write");
+    let addr = c.client_addrs()[0];
+    let wait = Duration::from_millis(500);
+
+    let reply = raw_exchange(addr, b"*1\r\n$abc\r\n", wait).await;
+    assert!(
+        reply.starts_with(b"-ERR Protocol error"),
+        "got {:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    let reply = raw_exchange(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\nx\r\n", wait).await;
+    assert!(
+        reply.starts_with(b"-ERR unknown command 'FOO'"),
+        "got {:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    let reply = raw_exchange(addr, b"PING\r\n", wait).await;
+    assert_eq!(reply, b"+PONG\r\n");
+    let reply = raw_exchange(addr, b"*1\r\n$3\r\nGET\r\n", wait).await;
+    assert_eq!(
+        reply,
+        b"-ERR wrong number of arguments for 'get' command\r\n".to_vec()
+    );
+    // A value over the limit is refused whole, to whichever node.
+    let big = "v".repeat(c.config.limits.value_bytes_max + 1);
+    let mut request = format!("*3\r\n$3\r\nSET\r\n$4\r\nhuge\r\n${}\r\n", big.len()).into_bytes();
+    request.extend_from_slice(big.as_bytes());
+    request.extend_from_slice(b"\r\n");
+    let reply = raw_exchange(addr, &request, wait).await;
+    assert!(
+        reply.starts_with(b"-ERR") && String::from_utf8_lossy(&reply).contains("too large"),
+        "got {:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    // Random bytes, seeded: never a crash.
+    let seed: u64 = std::env::var("KVS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
+    eprintln!("random-bytes seed {seed} (replay with KVS_TEST_SEED={seed})");
+    let mut x = seed | 1;
+    for _ in 0..20 {
+        let len = 1 + (x % 300) as usize;
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let _ = raw_exchange(addr, &junk, Duration::from_millis(100)).await;
+    }
+    for i in 0..3 {
+        assert!(c.is_running(i), "node {i} died on bad input (seed {seed})");
+    }
+    assert_eq!(client.get(b"keep").await.expect("read").as_deref(), Some(&b"me"[..]));
+    client.set(b"still", b"serving").await.expect("write after bad input");
+}
