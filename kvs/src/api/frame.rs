@@ -530,7 +530,7 @@ fn split_args(mut text: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
     let mut args = Vec::new();
     loop {
         while let Some((c, rest)) = text.split_first() {
-            if c.is_ascii_whitespace() {
+            if c.is_ascii_whitespace() || *c == 0 {
                 text = rest;
             } else {
                 break;
