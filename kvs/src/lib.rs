@@ -7,6 +7,7 @@
 //! - [`shard`]: key slots (Redis Cluster's CRC16) and the shard map (pure).
 
 pub mod api;
+pub mod config;
 pub mod raft;
 pub mod shard;
 pub mod sm;
