@@ -106,10 +106,13 @@ fn local_rejects_ports_past_65535() {
     assert_eq!(err.to_string(), "replica_count: 4 exceeds the 3 nodes");
 }
 
+/// A change that makes a valid config invalid.
+type Breaker = Box<dyn Fn(&mut ClusterConfig)>;
+
 #[test]
 fn each_error_names_its_field() {
     let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
-    let cases: Vec<(Box<dyn Fn(&mut ClusterConfig)>, &str)> =
+    let cases: Vec<(Breaker, &str)> =
         vec![
         (
             Box::new(|c| c.nodes[1].peer_addr = addr("127.0.0.1:7000")),
