@@ -106,12 +106,15 @@ fn local_rejects_ports_past_65535() {
     assert_eq!(err.to_string(), "replica_count: 4 exceeds the 3 nodes");
 }
 
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
 /// A change that makes a valid config invalid.
 type Breaker = Box<dyn Fn(&mut ClusterConfig)>;
 
 #[test]
 fn each_error_names_its_field() {
-    let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
     let cases: Vec<(Breaker, &str)> =
         vec![
         (
