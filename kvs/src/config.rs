@@ -409,6 +409,15 @@ impl ClusterConfig {
         self.nodes.iter().map(NodeConfig::node_id).collect()
     }
 
+    /// Every node's advertised client address, by id (for `MOVED` and the `CLUSTER` replies).
+    #[must_use]
+    pub fn advertised_client_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
+        self.nodes
+            .iter()
+            .map(|n| (n.node_id(), n.advertised_client_addr()))
+            .collect()
+    }
+
     /// The address node `from` dials to reach node `to`: `from`'s `peer_routes` entry for `to`,
     /// else `to`'s `peer_addr`. `None` if either node is unknown.
     #[must_use]

@@ -3,5 +3,6 @@
 
 pub mod cmd;
 pub mod frame;
+pub mod reply;
 
 pub use frame::{Frame, FrameError, FrameLimit, FrameLimits};

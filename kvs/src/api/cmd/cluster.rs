@@ -1,8 +1,19 @@
 //! `CLUSTER SLOTS | SHARDS | NODES | KEYSLOT key | INFO`: the cluster topology as Redis Cluster
-//! clients expect it. Parsing only; the node builds the replies from its shard map.
+//! clients expect it. Parsing, and the replies built from a [`ClusterView`] (what the node knows:
+//! the shard map, each shard's current leader, the nodes' advertised addresses).
+//!
+//! Redis Cluster has one master per node; here every shard has its own leader, so a node may
+//! lead several shards' slot ranges and follow in others. The replies describe each shard as a
+//! "master" (its leader, or its preferred leader while no leader is known — a client sent there
+//! gets `MOVED` or `TRYAGAIN`) with its other replicas as "replicas".
 
 use super::{Args, CmdError, Request};
+use crate::api::Frame;
+use crate::raft::types::NodeId;
+use crate::shard::{key_slot, ShardInfo, ShardMap, SLOT_COUNT};
 use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 /// A `CLUSTER` subcommand.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,4 +72,188 @@ pub(super) fn to_args(sub: &ClusterRequest) -> Vec<Bytes> {
         }
     }
     out
+}
+
+/// What a node knows of the cluster, from which the `CLUSTER` replies are built.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterView<'a> {
+    /// The shard map.
+    pub shard_map: &'a ShardMap,
+    /// Each shard's leader as this node last heard, indexed by shard id; `None` while unknown.
+    /// A missing index counts as unknown.
+    pub leaders: &'a [Option<NodeId>],
+    /// Each node's advertised client address. A node missing here is reported as host `?`
+    /// (Redis's "unknown node"), which clients skip.
+    pub client_addrs: &'a BTreeMap<NodeId, SocketAddr>,
+    /// The node answering.
+    pub myself: NodeId,
+}
+
+/// A node's 40-hex-digit Redis Cluster id: the numeric id, zero-padded.
+#[must_use]
+pub fn redis_node_id(node: NodeId) -> String {
+    format!("{:040x}", node.0)
+}
+
+/// `CLUSTER KEYSLOT key`'s reply.
+#[must_use]
+pub fn keyslot_reply(key: &[u8]) -> Frame {
+    Frame::Integer(i64::from(key_slot(key).0))
+}
+
+fn simple_bulk(text: &str) -> Frame {
+    Frame::bulk(text)
+}
+
+impl ClusterView<'_> {
+    /// The shard's leader if known.
+    fn known_leader(&self, shard: &ShardInfo) -> Option<NodeId> {
+        self.leaders.get(shard.id.0 as usize).copied().flatten()
+    }
+
+    /// The shard's replicas, the one to report as master first.
+    fn ordered_replicas(&self, shard: &ShardInfo) -> Vec<NodeId> {
+        let master = self.known_leader(shard).unwrap_or(shard.preferred_leader);
+        let mut out = vec![master];
+        out.extend(shard.replicas.iter().copied().filter(|n| *n != master));
+        out
+    }
+
+    fn host_port(&self, node: NodeId) -> (String, i64) {
+        match self.client_addrs.get(&node) {
+            Some(addr) => (addr.ip().to_string(), i64::from(addr.port())),
+            None => ("?".to_string(), 0),
+        }
+    }
+
+    /// `CLUSTER SLOTS`: per shard `[start, end, [host, port, id], ...]`, master first.
+    #[must_use]
+    pub fn slots_reply(&self) -> Frame {
+        let shards = self.shard_map.shards().iter().map(|shard| {
+            let mut entry = vec![
+                Frame::Integer(i64::from(shard.slots.start.0)),
+                Frame::Integer(i64::from(shard.slots.end.0)),
+            ];
+            for node in self.ordered_replicas(shard) {
+                let (host, port) = self.host_port(node);
+                entry.push(Frame::Array(vec![
+                    simple_bulk(&host),
+                    Frame::Integer(port),
+                    simple_bulk(&redis_node_id(node)),
+                ]));
+            }
+            Frame::Array(entry)
+        });
+        Frame::Array(shards.collect())
+    }
+
+    /// `CLUSTER SHARDS` (Redis 7): per shard a flat map `slots [start, end] nodes [...]`, each
+    /// node a flat map of `id, port, ip, endpoint, role, replication-offset, health`.
+    #[must_use]
+    pub fn shards_reply(&self) -> Frame {
+        let shards = self.shard_map.shards().iter().map(|shard| {
+            let nodes = self
+                .ordered_replicas(shard)
+                .into_iter()
+                .enumerate()
+                .map(|(i, node)| {
+                    let (host, port) = self.host_port(node);
+                    Frame::Array(vec![
+                        simple_bulk("id"),
+                        simple_bulk(&redis_node_id(node)),
+                        simple_bulk("port"),
+                        Frame::Integer(port),
+                        simple_bulk("ip"),
+                        simple_bulk(&host),
+                        simple_bulk("endpoint"),
+                        simple_bulk(&host),
+                        simple_bulk("role"),
+                        simple_bulk(if i == 0 { "master" } else { "replica" }),
+                        simple_bulk("replication-offset"),
+                        Frame::Integer(0),
+                        simple_bulk("health"),
+                        simple_bulk("online"),
+                    ])
+                })
+                .collect();
+            Frame::Array(vec![
+                simple_bulk("slots"),
+                Frame::Array(vec![
+                    Frame::Integer(i64::from(shard.slots.start.0)),
+                    Frame::Integer(i64::from(shard.slots.end.0)),
+                ]),
+                simple_bulk("nodes"),
+                Frame::Array(nodes),
+            ])
+        });
+        Frame::Array(shards.collect())
+    }
+
+    /// `CLUSTER NODES`: one line per node,
+    /// `<id> <ip:port@cport> <flags> - 0 0 0 connected <slot ranges it leads...>`, as a bulk
+    /// string. Every node is flagged `master` (it may lead some shards); the answering node also
+    /// `myself`. The cluster-bus port is reported as 0: peers do not speak Redis's bus.
+    #[must_use]
+    pub fn nodes_reply(&self) -> Frame {
+        let mut led: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
+        for shard in self.shard_map.shards() {
+            let master = self.ordered_replicas(shard)[0];
+            let range = if shard.slots.start == shard.slots.end {
+                shard.slots.start.0.to_string()
+            } else {
+                format!("{}-{}", shard.slots.start.0, shard.slots.end.0)
+            };
+            led.entry(master).or_default().push(range);
+        }
+        let mut text = String::new();
+        for &node in self.shard_map.nodes() {
+            let (host, port) = self.host_port(node);
+            let flags = if node == self.myself {
+                "myself,master"
+            } else {
+                "master"
+            };
+            text.push_str(&format!(
+                "{} {host}:{port}@0 {flags} - 0 0 0 connected",
+                redis_node_id(node)
+            ));
+            for range in led.get(&node).into_iter().flatten() {
+                text.push(' ');
+                text.push_str(range);
+            }
+            text.push('\n');
+        }
+        Frame::Bulk(Bytes::from(text))
+    }
+
+    /// `CLUSTER INFO`: Redis's `key:value` lines (CRLF-separated) as a bulk string.
+    /// `cluster_state` is `ok` when every shard has a known leader, else `fail`; slots of
+    /// shards without a known leader count as `cluster_slots_pfail`.
+    #[must_use]
+    pub fn info_reply(&self) -> Frame {
+        let shards = self.shard_map.shards();
+        let led: u32 = shards
+            .iter()
+            .filter(|s| self.known_leader(s).is_some())
+            .map(|s| s.slots.len())
+            .sum();
+        let all = u32::from(SLOT_COUNT);
+        let state = if led == all { "ok" } else { "fail" };
+        let text = format!(
+            "cluster_enabled:1\r\n\
+             cluster_state:{state}\r\n\
+             cluster_slots_assigned:{all}\r\n\
+             cluster_slots_ok:{led}\r\n\
+             cluster_slots_pfail:{}\r\n\
+             cluster_slots_fail:0\r\n\
+             cluster_known_nodes:{}\r\n\
+             cluster_size:{}\r\n\
+             cluster_current_epoch:0\r\n\
+             cluster_my_epoch:0\r\n",
+            all - led,
+            self.shard_map.nodes().len(),
+            shards.len(),
+        );
+        Frame::Bulk(Bytes::from(text))
+    }
 }

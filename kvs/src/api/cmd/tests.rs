@@ -306,3 +306,142 @@ fn inline_commands_parse_too() {
         })
     );
 }
+
+mod cluster_replies {
+    use super::super::cluster::{keyslot_reply, redis_node_id, ClusterView};
+    use crate::api::Frame;
+    use crate::raft::types::NodeId;
+    use crate::shard::ShardMap;
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    fn setup() -> (ShardMap, BTreeMap<NodeId, SocketAddr>) {
+        let nodes = [NodeId(1), NodeId(2), NodeId(3)];
+        let map = ShardMap::new(2, 2, &nodes).unwrap();
+        let addrs = nodes
+            .iter()
+            .map(|n| {
+                let addr: SocketAddr = format!("127.0.0.1:{}", 7000 + n.0 - 1).parse().unwrap();
+                (*n, addr)
+            })
+            .collect();
+        (map, addrs)
+    }
+
+    fn node_entry(port: i64, id: u64) -> Frame {
+        Frame::Array(vec![
+            Frame::bulk("127.0.0.1"),
+            Frame::Integer(port),
+            Frame::bulk(format!("{id:040x}")),
+        ])
+    }
+
+    #[test]
+    fn slots_reply_reports_known_leaders_first() {
+        let (map, addrs) = setup();
+        // Shard 0: replicas n1, n2 (preferred n1). Shard 1: replicas n3, n1 (preferred n3).
+        let leaders = [Some(NodeId(2)), None];
+        let view = ClusterView {
+            shard_map: &map,
+            leaders: &leaders,
+            client_addrs: &addrs,
+            myself: NodeId(1),
+        };
+        assert_eq!(
+            view.slots_reply(),
+            Frame::Array(vec![
+                Frame::Array(vec![
+                    Frame::Integer(0),
+                    Frame::Integer(8191),
+                    node_entry(7001, 2),
+                    node_entry(7000, 1),
+                ]),
+                Frame::Array(vec![
+                    Frame::Integer(8192),
+                    Frame::Integer(16383),
+                    node_entry(7002, 3),
+                    node_entry(7000, 1),
+                ]),
+            ])
+        );
+        assert_eq!(redis_node_id(NodeId(10)), format!("{}a", "0".repeat(39)));
+        assert_eq!(keyslot_reply(b"foo"), Frame::Integer(12182));
+    }
+
+    #[test]
+    fn nodes_info_and_shards_replies() {
+        let (map, addrs) = setup();
+        let leaders = [Some(NodeId(2)), None];
+        let view = ClusterView {
+            shard_map: &map,
+            leaders: &leaders,
+            client_addrs: &addrs,
+            myself: NodeId(1),
+        };
+        let id = |n: u64| format!("{n:040x}");
+        let want = format!(
+            "{} 127.0.0.1:7000@0 myself,master - 0 0 0 connected\n\
+             {} 127.0.0.1:7001@0 master - 0 0 0 connected 0-8191\n\
+             {} 127.0.0.1:7002@0 master - 0 0 0 connected 8192-16383\n",
+            id(1),
+            id(2),
+            id(3)
+        );
+        assert_eq!(view.nodes_reply(), Frame::bulk(want));
+        let Frame::Bulk(info) = view.info_reply() else {
+            panic!("bulk expected")
+        };
+        let info = String::from_utf8(info.to_vec()).unwrap();
+        assert!(
+            info.starts_with("cluster_enabled:1\r\ncluster_state:fail\r\n"),
+            "{info}"
+        );
+        assert!(info.contains("\r\ncluster_slots_ok:8192\r\ncluster_slots_pfail:8192\r\n"));
+        assert!(info.contains("\r\ncluster_known_nodes:3\r\ncluster_size:2\r\n"));
+        let all_led = [Some(NodeId(1)), Some(NodeId(3))];
+        let view = ClusterView {
+            leaders: &all_led,
+            ..view
+        };
+        let Frame::Bulk(info) = view.info_reply() else {
+            panic!("bulk expected")
+        };
+        assert!(String::from_utf8_lossy(&info).contains("cluster_state:ok\r\n"));
+
+        let Frame::Array(shards) = view.shards_reply() else {
+            panic!("array expected")
+        };
+        assert_eq!(shards.len(), 2);
+        let Frame::Array(first) = &shards[0] else {
+            panic!("array expected")
+        };
+        assert_eq!(first[0], Frame::bulk("slots"));
+        assert_eq!(
+            first[1],
+            Frame::Array(vec![Frame::Integer(0), Frame::Integer(8191)])
+        );
+        let Frame::Array(nodes) = &first[3] else {
+            panic!("array expected")
+        };
+        assert_eq!(
+            nodes[0],
+            Frame::Array(vec![
+                Frame::bulk("id"),
+                Frame::bulk(id(1)),
+                Frame::bulk("port"),
+                Frame::Integer(7000),
+                Frame::bulk("ip"),
+                Frame::bulk("127.0.0.1"),
+                Frame::bulk("endpoint"),
+                Frame::bulk("127.0.0.1"),
+                Frame::bulk("role"),
+                Frame::bulk("master"),
+                Frame::bulk("replication-offset"),
+                Frame::Integer(0),
+                Frame::bulk("health"),
+                Frame::bulk("online"),
+            ])
+        );
+        assert_eq!(nodes.len(), 2);
+    }
+}
