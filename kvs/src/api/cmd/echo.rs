@@ -1,6 +1,7 @@
 //! `ECHO message`: the message back as a bulk string.
 
 use super::{args_of, Args, CmdError, Request};
+use crate::api::Frame;
 use bytes::Bytes;
 
 pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
@@ -12,4 +13,10 @@ pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
 
 pub(super) fn to_args(msg: &Bytes) -> Vec<Bytes> {
     args_of("ECHO", [msg])
+}
+
+/// The reply: the message as a bulk string.
+#[must_use]
+pub fn reply(msg: &Bytes) -> Frame {
+    Frame::Bulk(msg.clone())
 }

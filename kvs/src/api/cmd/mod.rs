@@ -21,7 +21,7 @@ pub mod set;
 
 use crate::api::Frame;
 use crate::shard::{key_slot, Slot};
-use crate::sm::{Command, Outcome};
+use crate::sm::{Command, Outcome, StateMachine};
 use bytes::Bytes;
 
 pub use crate::sm::SetCondition;
@@ -306,6 +306,28 @@ impl Request {
             }),
             _ => None,
         }
+    }
+
+    /// The reply to a single-shard read (GET, EXISTS, MGET) from that shard's state, once the
+    /// node knows the state is current (ReadIndex); `None` for any other request.
+    #[must_use]
+    pub fn read_reply(&self, sm: &StateMachine) -> Option<Frame> {
+        match self {
+            Request::Get(key) => Some(get::reply(sm, key)),
+            Request::Exists(keys) => Some(exists::reply(sm, keys)),
+            Request::MGet(keys) => Some(mget::reply(sm, keys)),
+            _ => None,
+        }
+    }
+
+    /// Whether the request reads a shard's data (GET, EXISTS, MGET), so must be routed to the
+    /// shard's leader and confirmed with ReadIndex.
+    #[must_use]
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Request::Get(_) | Request::Exists(_) | Request::MGet(_)
+        )
     }
 
     /// Checks every value the request would store against `value_bytes_max`.

@@ -2,6 +2,7 @@
 //! are ignored.
 
 use super::{Args, CmdError, Request};
+use crate::api::Frame;
 use bytes::Bytes;
 
 pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
@@ -11,4 +12,10 @@ pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
 
 pub(super) fn to_args() -> Vec<Bytes> {
     vec![Bytes::from_static(b"QUIT")]
+}
+
+/// The reply sent before closing: `+OK`.
+#[must_use]
+pub fn reply() -> Frame {
+    Frame::Simple("OK".into())
 }

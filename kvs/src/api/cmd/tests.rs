@@ -445,3 +445,88 @@ mod cluster_replies {
         assert_eq!(nodes.len(), 2);
     }
 }
+
+#[test]
+fn read_replies_from_a_state_machine() {
+    use crate::raft::types::LogIndex;
+    let mut sm = StateMachine::new();
+    sm.apply(
+        LogIndex(1),
+        &Command::MSet {
+            pairs: vec![(b("a"), b("1")), (b("b"), b("2"))],
+        },
+    );
+    let reply = |args: &[&str]| parse(args).unwrap().read_reply(&sm);
+    assert_eq!(reply(&["GET", "a"]), Some(Frame::bulk("1")));
+    assert_eq!(reply(&["GET", "zz"]), Some(Frame::Null));
+    assert_eq!(reply(&["EXISTS", "a", "a", "zz"]), Some(Frame::Integer(2)));
+    assert_eq!(
+        reply(&["MGET", "a", "zz", "b"]),
+        Some(Frame::Array(vec![
+            Frame::bulk("1"),
+            Frame::Null,
+            Frame::bulk("2")
+        ]))
+    );
+    assert_eq!(reply(&["SET", "a", "x"]), None);
+    assert!(parse(&["MGET", "a"]).unwrap().is_read());
+    assert!(!parse(&["SET", "a", "x"]).unwrap().is_read());
+    assert_eq!(ping::reply(None).to_bytes(), &b"+PONG\r\n"[..]);
+    assert_eq!(ping::reply(Some(&b("hi"))), Frame::bulk("hi"));
+    assert_eq!(echo::reply(&b("x")), Frame::bulk("x"));
+    assert_eq!(dbsize::reply(7), Frame::Integer(7));
+    assert_eq!(quit::reply().to_bytes(), &b"+OK\r\n"[..]);
+}
+
+#[test]
+fn info_reply_layout() {
+    use crate::raft::types::{LogIndex, NodeId, Role, Term};
+    use crate::shard::ShardId;
+    let node = info::NodeStatus {
+        node: NodeId(2),
+        version: "0.1.0",
+        uptime_secs: 5,
+        connected_clients: 3,
+        unsafe_local_reads: false,
+    };
+    let shards = [
+        info::ShardStatus {
+            shard: ShardId(0),
+            role: Role::Leader,
+            term: Term(4),
+            leader: Some(NodeId(2)),
+            commit: LogIndex(10),
+            applied: LogIndex(9),
+            key_count: 7,
+        },
+        info::ShardStatus {
+            shard: ShardId(3),
+            role: Role::Candidate,
+            term: Term(6),
+            leader: None,
+            commit: LogIndex(1),
+            applied: LogIndex(1),
+            key_count: 2,
+        },
+    ];
+    assert_eq!(
+        info::reply(Some("raft"), &node, &shards),
+        Frame::bulk(
+            "# Raft\r\n\
+             shard_0:role=leader,term=4,leader=2,commit=10,applied=9,keys=7\r\n\
+             shard_3:role=candidate,term=6,leader=0,commit=1,applied=1,keys=2\r\n"
+        )
+    );
+    assert_eq!(
+        info::reply(None, &node, &shards),
+        Frame::bulk(
+            "# Server\r\nkvs_version:0.1.0\r\nnode_id:2\r\nuptime_in_seconds:5\r\nunsafe_local_reads:0\r\n\
+             \r\n# Clients\r\nconnected_clients:3\r\n\
+             \r\n# Raft\r\n\
+             shard_0:role=leader,term=4,leader=2,commit=10,applied=9,keys=7\r\n\
+             shard_3:role=candidate,term=6,leader=0,commit=1,applied=1,keys=2\r\n\
+             \r\n# Keyspace\r\ndb0:keys=7\r\n"
+        )
+    );
+    assert_eq!(info::reply(Some("nope"), &node, &shards), Frame::bulk(""));
+}
