@@ -15,6 +15,7 @@
 
 use bytes::{Bytes, BytesMut};
 use std::fmt;
+use std::fmt::Write as _;
 
 /// Longest length/integer line (`$123\r\n` without the type byte) the parser accepts before it
 /// decides the line is garbage: an `i64` needs at most 20 characters.
@@ -182,22 +183,17 @@ impl Frame {
             Frame::Simple(s) => encode_line(out, b'+', s),
             Frame::Error(s) => encode_line(out, b'-', s),
             Frame::Integer(n) => {
-                out.extend_from_slice(b":");
-                out.extend_from_slice(n.to_string().as_bytes());
-                out.extend_from_slice(b"\r\n");
+                let _ = write!(out, ":{n}\r\n");
             }
             Frame::Bulk(b) => {
-                out.extend_from_slice(b"$");
-                out.extend_from_slice(b.len().to_string().as_bytes());
-                out.extend_from_slice(b"\r\n");
+                out.reserve(b.len() + 16);
+                let _ = write!(out, "${}\r\n", b.len());
                 out.extend_from_slice(b);
                 out.extend_from_slice(b"\r\n");
             }
             Frame::Null => out.extend_from_slice(b"$-1\r\n"),
             Frame::Array(items) => {
-                out.extend_from_slice(b"*");
-                out.extend_from_slice(items.len().to_string().as_bytes());
-                out.extend_from_slice(b"\r\n");
+                let _ = write!(out, "*{}\r\n", items.len());
                 for item in items {
                     item.encode(out);
                 }
@@ -232,9 +228,14 @@ impl Frame {
 }
 
 fn encode_line(out: &mut BytesMut, type_byte: u8, s: &str) {
+    out.reserve(s.len() + 3);
     out.extend_from_slice(&[type_byte]);
-    for &b in s.as_bytes() {
-        out.extend_from_slice(&[if b == b'\r' || b == b'\n' { b' ' } else { b }]);
+    let start = out.len();
+    out.extend_from_slice(s.as_bytes());
+    for b in &mut out[start..] {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -28,9 +28,6 @@ pub use crate::sm::SetCondition;
 pub use cluster::ClusterRequest;
 pub use set::SetArgs;
 
-/// Longest command name we try to recognise; longer names are unknown without further work.
-const NAME_BYTES_MAX: usize = 32;
-
 /// Bytes of the arguments quoted in an "unknown command" error (Redis quotes up to 128).
 const UNKNOWN_ARGS_QUOTED_BYTES_MAX: usize = 128;
 
@@ -177,26 +174,35 @@ impl Request {
             return Err(CmdError::Empty);
         };
         let mut args = Args { items };
-        let lower = if name.len() <= NAME_BYTES_MAX {
-            name.to_ascii_lowercase()
+        let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+        if is("get") {
+            get::parse(&mut args)
+        } else if is("set") {
+            set::parse(&mut args)
+        } else if is("ping") {
+            ping::parse(&mut args)
+        } else if is("echo") {
+            echo::parse(&mut args)
+        } else if is("del") {
+            del::parse(&mut args)
+        } else if is("exists") {
+            exists::parse(&mut args)
+        } else if is("incr") {
+            incr::parse(&mut args)
+        } else if is("mget") {
+            mget::parse(&mut args)
+        } else if is("mset") {
+            mset::parse(&mut args)
+        } else if is("dbsize") {
+            dbsize::parse(&mut args)
+        } else if is("info") {
+            info::parse(&mut args)
+        } else if is("cluster") {
+            cluster::parse(&mut args)
+        } else if is("quit") {
+            quit::parse(&mut args)
         } else {
-            Vec::new()
-        };
-        match &lower[..] {
-            b"ping" => ping::parse(&mut args),
-            b"echo" => echo::parse(&mut args),
-            b"get" => get::parse(&mut args),
-            b"set" => set::parse(&mut args),
-            b"del" => del::parse(&mut args),
-            b"exists" => exists::parse(&mut args),
-            b"incr" => incr::parse(&mut args),
-            b"mget" => mget::parse(&mut args),
-            b"mset" => mset::parse(&mut args),
-            b"dbsize" => dbsize::parse(&mut args),
-            b"info" => info::parse(&mut args),
-            b"cluster" => cluster::parse(&mut args),
-            b"quit" => quit::parse(&mut args),
-            _ => Err(unknown_command(&name, args.rest())),
+            Err(unknown_command(&name, args.rest()))
         }
     }
 

@@ -29,14 +29,17 @@ pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
     };
     let mut condition = SetCondition::Always;
     while let Some(opt) = args.next_bytes() {
-        let next = match &opt.to_ascii_lowercase()[..] {
-            b"nx" => SetCondition::Nx,
-            b"xx" => SetCondition::Xx,
-            b"ifeq" => match args.next_bytes() {
+        let next = if opt.eq_ignore_ascii_case(b"nx") {
+            SetCondition::Nx
+        } else if opt.eq_ignore_ascii_case(b"xx") {
+            SetCondition::Xx
+        } else if opt.eq_ignore_ascii_case(b"ifeq") {
+            match args.next_bytes() {
                 Some(old) => SetCondition::IfEq(old),
                 None => return Err(CmdError::Syntax),
-            },
-            _ => return Err(CmdError::Syntax),
+            }
+        } else {
+            return Err(CmdError::Syntax);
         };
         condition = match (condition, next) {
             (SetCondition::Always, next) => next,
