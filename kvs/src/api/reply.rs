@@ -53,6 +53,50 @@ pub fn is_outcome_unknown(error_text: &str) -> bool {
     error_text.starts_with(OUTCOME_UNKNOWN_PREFIX)
 }
 
+/// What an error reply asks a client to do, by its first word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `MOVED <slot> <host:port>`: resend to `addr` and refresh the slot map. Definitely not
+    /// executed.
+    Moved {
+        /// The key's slot.
+        slot: Slot,
+        /// Where the slot's leader is, as `host:port`.
+        addr: String,
+    },
+    /// `TRYAGAIN ...`: not executed; retry after a pause.
+    TryAgain,
+    /// `CROSSSLOT ...`: not executed; the request itself is wrong.
+    CrossSlot,
+    /// `ERR outcome unknown...`: a write that may or may not have taken effect.
+    OutcomeUnknown,
+    /// Any other error: the command was rejected, definitely not executed.
+    Other,
+}
+
+/// Classifies an error reply's text (without the leading `-`).
+#[must_use]
+pub fn classify(error_text: &str) -> ErrorKind {
+    let mut words = error_text.split(' ');
+    match words.next() {
+        Some("MOVED") => {
+            let slot = words.next().and_then(|s| s.parse::<u16>().ok());
+            let addr = words.next();
+            match (slot, addr) {
+                (Some(slot), Some(addr)) if !addr.is_empty() => ErrorKind::Moved {
+                    slot: Slot(slot),
+                    addr: addr.to_string(),
+                },
+                _ => ErrorKind::Other,
+            }
+        }
+        Some("TRYAGAIN") => ErrorKind::TryAgain,
+        Some("CROSSSLOT") => ErrorKind::CrossSlot,
+        _ if is_outcome_unknown(error_text) => ErrorKind::OutcomeUnknown,
+        _ => ErrorKind::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +123,28 @@ mod tests {
             too_many_pending(8),
             Frame::Error("ERR max number of pending requests per connection reached (8)".into())
         );
+        assert_eq!(
+            classify("MOVED 3999 127.0.0.1:7001"),
+            ErrorKind::Moved {
+                slot: Slot(3999),
+                addr: "127.0.0.1:7001".into()
+            }
+        );
+        assert_eq!(classify("MOVED x 127.0.0.1:7001"), ErrorKind::Other);
+        assert_eq!(classify("MOVED 1"), ErrorKind::Other);
+        assert_eq!(
+            classify("TRYAGAIN shard has no leader yet, retry later"),
+            ErrorKind::TryAgain
+        );
+        assert_eq!(
+            classify("CROSSSLOT Keys in request don't hash to the same slot"),
+            ErrorKind::CrossSlot
+        );
+        assert_eq!(
+            classify("ERR outcome unknown: leadership lost"),
+            ErrorKind::OutcomeUnknown
+        );
+        assert_eq!(classify("ERR syntax error"), ErrorKind::Other);
         assert_eq!(
             too_many_connections(),
             Frame::Error("ERR max number of clients reached".into())

@@ -10,7 +10,7 @@
 use super::{Args, CmdError, Request};
 use crate::api::Frame;
 use crate::raft::types::NodeId;
-use crate::shard::{key_slot, ShardInfo, ShardMap, SLOT_COUNT};
+use crate::shard::{key_slot, ShardInfo, ShardMap, Slot, SlotRange, SLOT_COUNT};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -256,4 +256,158 @@ impl ClusterView<'_> {
         );
         Frame::Bulk(Bytes::from(text))
     }
+}
+
+/// A node of a shard as a client learns it from `CLUSTER SHARDS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeEndpoint {
+    /// The node's 40-hex-digit id.
+    pub id: String,
+    /// Host or IP address to connect to (`endpoint`, else `ip`).
+    pub host: String,
+    /// Client port.
+    pub port: u16,
+    /// Whether the reply names it the shard's master (its Raft leader, or preferred leader).
+    pub is_master: bool,
+}
+
+impl NodeEndpoint {
+    /// `host:port`, for connecting.
+    #[must_use]
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// One shard as a client learns it from `CLUSTER SHARDS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardRoute {
+    /// The slot ranges the shard owns.
+    pub slots: Vec<SlotRange>,
+    /// Its nodes, in reply order.
+    pub nodes: Vec<NodeEndpoint>,
+}
+
+impl ShardRoute {
+    /// The node to send requests to: the master, else the first node.
+    #[must_use]
+    pub fn master(&self) -> Option<&NodeEndpoint> {
+        self.nodes
+            .iter()
+            .find(|n| n.is_master)
+            .or_else(|| self.nodes.first())
+    }
+}
+
+/// Why a `CLUSTER SHARDS` reply could not be understood.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unexpected CLUSTER SHARDS reply: {0}")]
+pub struct ShardsReplyError(pub String);
+
+fn shards_err(msg: &str) -> ShardsReplyError {
+    ShardsReplyError(msg.to_string())
+}
+
+/// A RESP2 "map" (flat array of key, value, ...) as (lower-case key, value) pairs.
+fn flat_map(frame: &Frame) -> Result<Vec<(String, &Frame)>, ShardsReplyError> {
+    let Frame::Array(items) = frame else {
+        return Err(shards_err("expected an array of key/value pairs"));
+    };
+    if items.len() % 2 != 0 {
+        return Err(shards_err("odd number of key/value elements"));
+    }
+    items
+        .chunks(2)
+        .map(|pair| match &pair[0] {
+            Frame::Bulk(k) => Ok((String::from_utf8_lossy(k).to_ascii_lowercase(), &pair[1])),
+            Frame::Simple(k) => Ok((k.to_ascii_lowercase(), &pair[1])),
+            _ => Err(shards_err("a key that is not a string")),
+        })
+        .collect()
+}
+
+fn frame_text(frame: &Frame) -> Option<String> {
+    match frame {
+        Frame::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Frame::Simple(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Parses a `CLUSTER SHARDS` reply (ours, or a real Redis 7's) into shard routes, for the
+/// client library. Unknown keys are ignored; nodes reported with health other than `online`
+/// are kept (the client decides).
+///
+/// # Errors
+///
+/// [`ShardsReplyError`] when the reply does not have the documented shape.
+pub fn parse_shards_reply(frame: &Frame) -> Result<Vec<ShardRoute>, ShardsReplyError> {
+    let Frame::Array(shards) = frame else {
+        return Err(shards_err("expected an array of shards"));
+    };
+    let mut routes = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let mut slots = Vec::new();
+        let mut nodes = Vec::new();
+        for (key, value) in flat_map(shard)? {
+            match key.as_str() {
+                "slots" => {
+                    let Frame::Array(bounds) = value else {
+                        return Err(shards_err("slots is not an array"));
+                    };
+                    if bounds.len() % 2 != 0 {
+                        return Err(shards_err("slots has an odd number of bounds"));
+                    }
+                    for pair in bounds.chunks(2) {
+                        let slot = |f: &Frame| match f {
+                            Frame::Integer(n) if (0..i64::from(SLOT_COUNT)).contains(n) => {
+                                Ok(Slot(*n as u16))
+                            }
+                            _ => Err(shards_err("a slot bound is not an integer in 0..16384")),
+                        };
+                        let (start, end) = (slot(&pair[0])?, slot(&pair[1])?);
+                        if start > end {
+                            return Err(shards_err("a slot range ends before it starts"));
+                        }
+                        slots.push(SlotRange { start, end });
+                    }
+                }
+                "nodes" => {
+                    let Frame::Array(list) = value else {
+                        return Err(shards_err("nodes is not an array"));
+                    };
+                    for node in list {
+                        let (mut id, mut ip, mut endpoint, mut port, mut is_master) =
+                            (String::new(), None, None, None, false);
+                        for (k, v) in flat_map(node)? {
+                            match (k.as_str(), v) {
+                                ("id", v) => id = frame_text(v).unwrap_or_default(),
+                                ("ip", v) => ip = frame_text(v),
+                                ("endpoint", v) => endpoint = frame_text(v),
+                                ("port", Frame::Integer(p)) => port = u16::try_from(*p).ok(),
+                                ("role", v) => {
+                                    is_master = frame_text(v).as_deref() == Some("master");
+                                }
+                                _ => {}
+                            }
+                        }
+                        let host = endpoint
+                            .filter(|h| !h.is_empty() && h != "?")
+                            .or(ip)
+                            .ok_or_else(|| shards_err("a node without ip or endpoint"))?;
+                        let port = port.ok_or_else(|| shards_err("a node without a port"))?;
+                        nodes.push(NodeEndpoint {
+                            id,
+                            host,
+                            port,
+                            is_master,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        routes.push(ShardRoute { slots, nodes });
+    }
+    Ok(routes)
 }

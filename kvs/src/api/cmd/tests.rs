@@ -308,10 +308,11 @@ fn inline_commands_parse_too() {
 }
 
 mod cluster_replies {
-    use super::super::cluster::{keyslot_reply, redis_node_id, ClusterView};
+    use super::super::cluster::{keyslot_reply, parse_shards_reply, redis_node_id, ClusterView};
     use crate::api::Frame;
     use crate::raft::types::NodeId;
     use crate::shard::ShardMap;
+    use crate::shard::{Slot, SlotRange};
     use std::collections::BTreeMap;
     use std::net::SocketAddr;
 
@@ -443,6 +444,34 @@ mod cluster_replies {
             ])
         );
         assert_eq!(nodes.len(), 2);
+
+        // The client-side parser reads back what the builder wrote.
+        let routes = parse_shards_reply(&view.shards_reply()).unwrap();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(
+            routes[1].slots,
+            vec![SlotRange {
+                start: Slot(8192),
+                end: Slot(16383)
+            }]
+        );
+        let master = routes[1].master().unwrap();
+        assert_eq!(master.addr(), "127.0.0.1:7002");
+        assert_eq!(master.id, id(3));
+        assert_eq!(
+            routes[1]
+                .nodes
+                .iter()
+                .map(|n| n.is_master)
+                .collect::<Vec<_>>(),
+            vec![true, false]
+        );
+        assert!(parse_shards_reply(&Frame::Integer(1)).is_err());
+        assert!(parse_shards_reply(&Frame::Array(vec![Frame::Array(vec![
+            Frame::bulk("slots"),
+            Frame::Array(vec![Frame::Integer(5), Frame::Integer(2)]),
+        ])]))
+        .is_err());
     }
 }
 
