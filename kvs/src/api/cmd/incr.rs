@@ -1,0 +1,16 @@
+//! `INCR key`: adds one to the key's value read as a signed 64-bit decimal (an absent key counts
+//! as 0) and answers the new value. The arithmetic and its errors live in the state machine.
+
+use super::{args_of, Args, CmdError, Request};
+use bytes::Bytes;
+
+pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
+    match (args.remaining(), args.next_bytes()) {
+        (1, Some(key)) => Ok(Request::Incr(key)),
+        _ => Err(CmdError::WrongArity("incr")),
+    }
+}
+
+pub(super) fn to_args(key: &Bytes) -> Vec<Bytes> {
+    args_of("INCR", [key])
+}
