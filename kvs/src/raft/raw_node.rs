@@ -108,7 +108,7 @@ pub struct Status {
 /// One member of one Raft group, driven by the application.
 #[derive(Debug)]
 pub struct RawNode {
-    raft: Raft,
+    pub(crate) raft: Raft,
     /// The hard state last handed out in a `Ready` (or restored): only changes are handed out.
     prev_hard_state: HardState,
 }
