@@ -17,7 +17,9 @@
 //!   data_len: u32, data`; the indexes are `first_index, first_index + 1, ...`.
 //! - `HardState`: `term: u64, vote: u64 (0 = none; node ids start at 1), commit: u64`.
 //! - `SnapshotMarker`: `index: u64, term: u64`: the group's log now starts after `index`.
-//! - `Truncate`: `from: u64`: the group's entries at `from` and above are discarded.
+//! - `Truncate`: `from: u64`: the group's entries at `from` and above are discarded. Replayed
+//!   when found; the log itself never writes it today, because an `Entries` record whose first
+//!   index is not past the last already replaces the suffix, atomically.
 
 use super::GroupId;
 use crate::raft::{Entry, EntryKind, HardState, LogIndex, NodeId, Term};

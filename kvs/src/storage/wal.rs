@@ -207,8 +207,10 @@ impl Wal {
     }
 
     /// Appends `entries` (consecutive indexes) to the group's log. When the first index is not
-    /// past the last stored index, the stored suffix from there is replaced: a `Truncate` record
-    /// is written first, so recovery never resurrects the old suffix. Durable after `sync`.
+    /// past the last stored index, the stored suffix from there is replaced. The replacement is
+    /// one `Entries` record whose first index is not past the last: replay truncates and appends
+    /// in one step, so a crash can never leave the suffix removed but its replacement missing, and
+    /// recovery never resurrects the old suffix. Durable after `sync`.
     ///
     /// # Errors
     /// `Io` when the segment cannot be written.
@@ -250,10 +252,6 @@ impl Wal {
                 "terms go down at {}",
                 pair[1].index
             );
-        }
-        if first.index <= last {
-            let from = first.index;
-            self.write(group, Record::Truncate { from })?;
         }
         // Split so that every record stays within `record_bytes_max`.
         let budget_bytes = u64::from(self.options.record_bytes_max) - 64;
@@ -546,7 +544,8 @@ impl Wal {
     }
 
     /// When the groups pinning the oldest segment have small live logs in total (at most a
-    /// quarter segment), re-appends those logs so that the segment can go.
+    /// quarter segment), re-appends those logs so that the segment can go. Each copy is one
+    /// `Entries` record that replaces the log with itself, so a torn copy changes nothing.
     fn copy_forward_small_pinners(&mut self) -> Result<(), StorageError> {
         let oldest = *self.segments.keys().next().expect("one segment");
         if oldest == self.active_seq() {
@@ -560,7 +559,12 @@ impl Wal {
                 bytes += log.entries.iter().map(|m| m.size_bytes).sum::<u64>();
             }
         }
-        if pinners.is_empty() || bytes > self.options.segment_bytes_max / 4 {
+        // Each log must fit one record: the copy replaces the log atomically on replay.
+        let record_budget_bytes = u64::from(self.options.record_bytes_max) / 2;
+        if pinners.is_empty()
+            || bytes > self.options.segment_bytes_max / 4
+            || bytes > record_budget_bytes
+        {
             return Ok(());
         }
         pinners.sort();
