@@ -93,7 +93,10 @@ fn check_cut(run: &Run, len: u64, seed: u64) {
     // The torn tail is gone from the file: it ends at the last whole record.
     let end = log_end(copy.path());
     if pos.0 == name {
-        assert_eq!(end.1, pos.1, "{context}: file not cut back to the last record");
+        assert_eq!(
+            end.1, pos.1,
+            "{context}: file not cut back to the last record"
+        );
     }
 }
 
@@ -159,7 +162,11 @@ fn unsynced_tail_cut_with_rolling_segments_and_garbage_collection() {
         let mut wal = Wal::open(run.dir.path(), test_options(4096)).unwrap();
         assert_matches(&mut wal, &run.final_model, &format!("seed {seed}, reopen"));
         drop(wal);
-        let low = if run.synced.0 == name { run.synced.1 } else { 0 };
+        let low = if run.synced.0 == name {
+            run.synced.1
+        } else {
+            0
+        };
         let mut rng = Rng::new(seed ^ 0xBEEF);
         for _ in 0..40 {
             let cut = low + rng.below(len - low + 1);
@@ -200,7 +207,10 @@ fn bit_flips_in_the_tail_are_torn_writes_and_before_it_corruption() {
             );
             match Wal::open(copy.path(), test_options(u64::MAX)) {
                 Ok(mut wal) => {
-                    assert_eq!(record_start, last_start, "{context}: corruption was skipped");
+                    assert_eq!(
+                        record_start, last_start,
+                        "{context}: corruption was skipped"
+                    );
                     let (_, model) = expected_at(&run, &(name.clone(), record_start));
                     assert_matches(&mut wal, model, &context);
                 }

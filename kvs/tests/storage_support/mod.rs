@@ -171,10 +171,26 @@ pub fn assert_matches(wal: &mut Wal, model: &Model, context: &str) {
     let empty = GroupModel::default();
     for group in all {
         let m = model.groups.get(&group).unwrap_or(&empty);
-        assert_eq!(wal.hard_state(group), m.hard_state, "{context}: {group} hard state");
-        assert_eq!(wal.snapshot_point(group), m.snapshot, "{context}: {group} snapshot");
-        assert_eq!(wal.first_index(group), m.first_index(), "{context}: {group} first");
-        assert_eq!(wal.last_index(group), m.last_index(), "{context}: {group} last");
+        assert_eq!(
+            wal.hard_state(group),
+            m.hard_state,
+            "{context}: {group} hard state"
+        );
+        assert_eq!(
+            wal.snapshot_point(group),
+            m.snapshot,
+            "{context}: {group} snapshot"
+        );
+        assert_eq!(
+            wal.first_index(group),
+            m.first_index(),
+            "{context}: {group} first"
+        );
+        assert_eq!(
+            wal.last_index(group),
+            m.last_index(),
+            "{context}: {group} last"
+        );
         let got = wal
             .entries(group, m.first_index(), m.last_index().next())
             .unwrap_or_else(|e| panic!("{context}: {group} entries: {e}"));
@@ -220,5 +236,8 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub fn log_end(dir: &Path) -> (String, u64) {
     let last = segment_files(dir).pop().expect("a segment");
     let len = std::fs::metadata(&last).unwrap().len();
-    (last.file_name().unwrap().to_string_lossy().into_owned(), len)
+    (
+        last.file_name().unwrap().to_string_lossy().into_owned(),
+        len,
+    )
 }
