@@ -92,6 +92,20 @@ enum Command {
     },
     /// Benchmark a 3-node cluster on loopback with fsync on.
     Bench(kvs::bench::BenchArgs),
+    /// Inspect a node's write-ahead log.
+    Wal {
+        #[command(subcommand)]
+        command: WalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalCommand {
+    /// Print every record and the recovery verdict; exit 1 when the log is corrupt.
+    Dump {
+        /// The node's data directory (or its `wal/` directory).
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -209,6 +223,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => {
             kvs::bench::run(args).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Wal {
+            command: WalCommand::Dump { dir },
+        } => {
+            let verdict = kvs::storage::dump(&dir, &mut std::io::stdout().lock())?;
+            Ok(
+                if matches!(verdict, kvs::storage::DumpVerdict::Corruption { .. }) {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                },
+            )
         }
     }
 }

@@ -1,0 +1,32 @@
+//! Tuning knobs of the write-ahead log.
+
+/// How the write-ahead log behaves. `WalOptions::default()` is what a node should use.
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// A segment rolls over to a new file once appending a record would make it larger than
+    /// this (a single larger record still gets a segment of its own).
+    pub segment_bytes_max: u64,
+    /// When false, [`super::Wal::sync`] writes to the OS but never calls `fdatasync`: faster,
+    /// and a power loss may lose acknowledged writes. On by default.
+    pub fsync: bool,
+    /// Bytes of entry payload kept in the read cache of recent entries.
+    pub entry_cache_bytes_max: u64,
+    /// Appended bytes buffered in memory before they are written to the segment file even
+    /// without a `sync` (bounds memory between syncs).
+    pub write_buffer_bytes_max: usize,
+    /// The largest record accepted on write or on recovery; a length field above it is treated
+    /// as damage, not as an allocation request.
+    pub record_bytes_max: u32,
+}
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions {
+            segment_bytes_max: 64 * 1024 * 1024,
+            fsync: true,
+            entry_cache_bytes_max: 32 * 1024 * 1024,
+            write_buffer_bytes_max: 4 * 1024 * 1024,
+            record_bytes_max: 256 * 1024 * 1024,
+        }
+    }
+}

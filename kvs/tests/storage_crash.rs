@@ -1,0 +1,230 @@
+//! Crash consistency of the write-ahead log, randomized with printed seeds
+//! (`KVS_STORAGE_SEED=N` replays one seed).
+//!
+//! A random multi-group workload runs against the log and a reference model; after every
+//! operation (each writes at most one record, and records are written to the file at once) the
+//! test remembers where the log ended and what the model held. A crash is simulated by copying
+//! the directory and cutting the last segment at some byte offset: recovery must return exactly
+//! the state of the last operation whose record ends at or before the cut. A flipped bit in the
+//! last record is a torn tail (the record is dropped); a flipped bit in any earlier record must
+//! be reported as corruption at that record's offset.
+
+mod storage_support;
+
+use kvs::storage::{StorageError, Wal};
+use std::path::Path;
+use storage_support::*;
+
+/// A log position: (segment file name, byte length), ordered like the log.
+type Position = (String, u64);
+
+struct Run {
+    dir: tempfile::TempDir,
+    /// (where the log ended, what it held) after each operation, in order.
+    checkpoints: Vec<(Position, Model)>,
+    /// Where the log ended at the last `sync`.
+    synced: Position,
+    final_model: Model,
+}
+
+fn run_workload(
+    seed: u64,
+    shape: WorkloadShape,
+    segment_bytes_max: u64,
+    steps: usize,
+    batch: usize,
+    unsynced_steps: usize,
+) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(seed);
+    let mut wal = Wal::open(dir.path(), test_options(segment_bytes_max)).unwrap();
+    let mut model = Model::default();
+    let mut checkpoints = vec![(log_end(dir.path()), model.clone())];
+    let mut synced = log_end(dir.path());
+    for step in 0..steps + unsynced_steps {
+        random_step(&mut rng, shape, &mut wal, &mut model);
+        if step < steps && (step + 1) % batch == 0 {
+            wal.sync().unwrap();
+            synced = log_end(dir.path());
+            // Garbage collection may have removed segments: positions before are still ordered.
+        }
+        checkpoints.push((log_end(dir.path()), model.clone()));
+    }
+    drop(wal);
+    Run {
+        dir,
+        checkpoints,
+        synced,
+        final_model: model,
+    }
+}
+
+/// The model recovery must produce when the last segment is cut at `cut`.
+fn expected_at<'a>(run: &'a Run, cut: &Position) -> (Position, &'a Model) {
+    let (pos, model) = run
+        .checkpoints
+        .iter()
+        .rev()
+        .find(|(pos, _)| pos <= cut)
+        .expect("the empty log is a checkpoint");
+    (pos.clone(), model)
+}
+
+/// Copies the log, cuts its last segment to `len` bytes, and opens it.
+fn open_cut(src: &Path, len: u64) -> (tempfile::TempDir, Result<Wal, StorageError>) {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(src, copy.path());
+    let last = segment_files(copy.path()).pop().unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+    f.set_len(len).unwrap();
+    drop(f);
+    let wal = Wal::open(copy.path(), test_options(u64::MAX));
+    (copy, wal)
+}
+
+fn check_cut(run: &Run, len: u64, seed: u64) {
+    let (name, _) = log_end(run.dir.path());
+    let cut = (name.clone(), len);
+    let (pos, model) = expected_at(run, &cut);
+    let (copy, wal) = open_cut(run.dir.path(), len);
+    let context = format!("seed {seed}, cut {name} at {len} (KVS_STORAGE_SEED={seed} replays)");
+    let mut wal = wal.unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
+    assert_matches(&mut wal, model, &context);
+    // The torn tail is gone from the file: it ends at the last whole record.
+    let end = log_end(copy.path());
+    if pos.0 == name {
+        assert_eq!(
+            end.1, pos.1,
+            "{context}: file not cut back to the last record"
+        );
+    }
+}
+
+const SMALL: WorkloadShape = WorkloadShape {
+    group_count: 3,
+    compact_percent: 5,
+    install_percent: 2,
+    data_bytes_max: 12,
+};
+
+const WIDE: WorkloadShape = WorkloadShape {
+    group_count: 8,
+    compact_percent: 4,
+    install_percent: 1,
+    data_bytes_max: 100,
+};
+
+#[test]
+fn cut_at_every_offset_of_a_small_log() {
+    for seed in seeds(3) {
+        println!("seed {seed}");
+        let run = run_workload(seed, SMALL, u64::MAX, 40, 4, 0);
+        let (_, len) = log_end(run.dir.path());
+        for cut in 0..=len {
+            check_cut(&run, cut, seed);
+        }
+    }
+}
+
+#[test]
+fn cut_at_random_offsets_of_a_larger_log() {
+    for seed in seeds(6) {
+        println!("seed {seed}");
+        let run = run_workload(seed, WIDE, u64::MAX, 400, 16, 0);
+        let (_, len) = log_end(run.dir.path());
+        let mut rng = Rng::new(seed ^ 0xC0FFEE);
+        for _ in 0..60 {
+            check_cut(&run, rng.below(len + 1), seed);
+        }
+        check_cut(&run, len, seed);
+    }
+}
+
+#[test]
+fn unsynced_tail_cut_with_rolling_segments_and_garbage_collection() {
+    for seed in seeds(6) {
+        println!("seed {seed}");
+        let shape = WorkloadShape {
+            compact_percent: 10,
+            ..WIDE
+        };
+        let run = run_workload(seed, shape, 4096, 600, 8, 40);
+        let (name, len) = log_end(run.dir.path());
+        let first_segment = &segment_files(run.dir.path())[0];
+        assert!(
+            !first_segment.ends_with("00000000000000000001.wal"),
+            "seed {seed}: no segment was ever collected"
+        );
+        let mut names: Vec<&String> = run.checkpoints.iter().map(|((n, _), _)| n).collect();
+        names.dedup();
+        assert!(names.len() > 5, "seed {seed}: segments did not roll");
+        // Everything synced survives a full reopen.
+        let mut wal = Wal::open(run.dir.path(), test_options(4096)).unwrap();
+        assert_matches(&mut wal, &run.final_model, &format!("seed {seed}, reopen"));
+        drop(wal);
+        let low = if run.synced.0 == name {
+            run.synced.1
+        } else {
+            0
+        };
+        let mut rng = Rng::new(seed ^ 0xBEEF);
+        for _ in 0..40 {
+            let cut = low + rng.below(len - low + 1);
+            check_cut(&run, cut, seed);
+        }
+    }
+}
+
+#[test]
+fn bit_flips_in_the_tail_are_torn_writes_and_before_it_corruption() {
+    for seed in seeds(6) {
+        println!("seed {seed}");
+        let run = run_workload(seed, WIDE, u64::MAX, 200, 8, 0);
+        let (name, len) = log_end(run.dir.path());
+        // Record boundaries: where the log ended after each operation.
+        let mut starts: Vec<u64> = run.checkpoints.iter().map(|((_, l), _)| *l).collect();
+        starts.dedup();
+        let mut rng = Rng::new(seed ^ 0xF11F);
+        for flip in 0..80 {
+            // Half the flips land in the last record, half anywhere.
+            let last_start = starts[starts.len() - 2];
+            let at = if flip % 2 == 0 {
+                last_start + rng.below(len - last_start)
+            } else {
+                rng.below(len)
+            };
+            let bit = rng.below(8);
+            let record_start = *starts.iter().rev().find(|s| **s <= at).unwrap();
+            let copy = tempfile::tempdir().unwrap();
+            copy_dir(run.dir.path(), copy.path());
+            let path = copy.path().join(&name);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[at as usize] ^= 1 << bit;
+            std::fs::write(&path, &bytes).unwrap();
+            let context = format!(
+                "seed {seed}, flip bit {bit} of byte {at} in record at {record_start} \
+                 (KVS_STORAGE_SEED={seed} replays)"
+            );
+            match Wal::open(copy.path(), test_options(u64::MAX)) {
+                Ok(mut wal) => {
+                    assert_eq!(
+                        record_start, last_start,
+                        "{context}: corruption was skipped"
+                    );
+                    let (_, model) = expected_at(&run, &(name.clone(), record_start));
+                    assert_matches(&mut wal, model, &context);
+                }
+                Err(StorageError::Corruption {
+                    path: bad_path,
+                    offset_bytes,
+                    ..
+                }) => {
+                    assert_ne!(record_start, last_start, "{context}: torn tail refused");
+                    assert_eq!(bad_path, path, "{context}");
+                    assert_eq!(offset_bytes, record_start, "{context}");
+                }
+                Err(e) => panic!("{context}: unexpected error {e}"),
+            }
+        }
+    }
+}
