@@ -12,7 +12,9 @@ pub struct Bitset {
 
 /// A random-looking 64-bit value per index (splitmix64), so the xor of members hashes the set.
 fn zobrist(index: usize) -> u64 {
-    let mut z = (index as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut z = (index as u64)
+        .wrapping_add(1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -59,7 +61,11 @@ impl Bitset {
             .iter()
             .position(|&w| w != u64::MAX)
             .unwrap_or(self.words.len());
-        let high = self.words.iter().rposition(|&w| w != 0).map_or(0, |i| i + 1);
+        let high = self
+            .words
+            .iter()
+            .rposition(|&w| w != 0)
+            .map_or(0, |i| i + 1);
         (low, high.max(low))
     }
 

@@ -205,8 +205,11 @@ fn describe_anomaly<M: Model>(
         ));
     }
     // Describe any operation of the key, including those the search left out.
-    let kept_index: HashMap<OpId, usize> =
-        kept_ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let kept_index: HashMap<OpId, usize> = kept_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, i))
+        .collect();
     let describe = |id: OpId| -> String {
         if let Some(&i) = kept_index.get(&id) {
             return describe_kept(i);

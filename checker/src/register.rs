@@ -122,7 +122,10 @@ impl Model for Register {
                 next.push(if expected == state { *new } else { *state });
             }
             (RegisterInput::Read, Some(RegisterOutput::Done))
-            | (RegisterInput::Write(_) | RegisterInput::Cas { .. }, Some(RegisterOutput::Value(_))) => {}
+            | (
+                RegisterInput::Write(_) | RegisterInput::Cas { .. },
+                Some(RegisterOutput::Value(_)),
+            ) => {}
         }
     }
 

@@ -52,7 +52,10 @@ impl std::fmt::Display for UnknownReason {
                 write!(f, "the search explored its limit of {states_max} states")
             }
             UnknownReason::CacheBytesMax { cache_bytes_max } => {
-                write!(f, "the search cache reached its limit of {cache_bytes_max} bytes")
+                write!(
+                    f,
+                    "the search cache reached its limit of {cache_bytes_max} bytes"
+                )
             }
         }
     }
