@@ -23,7 +23,7 @@ use crate::model::{Model, ModelOp};
 /// How many longest partial linearizations a failed search keeps.
 pub const PREFIXES_MAX: usize = 4;
 
-/// Steps between two looks at the deadline.
+/// Steps between two looks at the deadline (the first look is at the first step).
 const DEADLINE_CHECK_STEPS: u64 = 4096;
 
 /// Why a search gave up.
@@ -159,7 +159,7 @@ pub fn search<M: Model>(
     let mut steps: u64 = 0;
     loop {
         steps += 1;
-        if steps % DEADLINE_CHECK_STEPS == 0 {
+        if steps % DEADLINE_CHECK_STEPS == 1 {
             if let Some(deadline) = &budget.deadline {
                 if deadline.expired() {
                     return done(SearchOutcome::Unknown(UnknownReason::Deadline), &cache);
