@@ -158,10 +158,13 @@ fn info_write_applied_late_is_allowed() {
         ],
         w(1, 1, 3, 4),
         r(2, json!(1), 5, 6),
-        r(2, json!(5), 20, 21).into_iter().map(|mut e| {
-            e.process = 3;
-            e
-        }).collect(),
+        r(2, json!(5), 20, 21)
+            .into_iter()
+            .map(|mut e| {
+                e.process = 3;
+                e
+            })
+            .collect(),
     ]);
     assert_valid(&ops);
 }
@@ -271,7 +274,10 @@ fn tiny_state_budget_gives_unknown_not_valid() {
         ..Budget::unlimited()
     };
     let report = check_linearizability(&Register, &ops, &budget).unwrap();
-    assert!(matches!(report.verdict, Verdict::Unknown { .. }), "{report:?}");
+    assert!(
+        matches!(report.verdict, Verdict::Unknown { .. }),
+        "{report:?}"
+    );
 }
 
 struct Expired;

@@ -36,8 +36,8 @@ fn simulated_histories_are_valid() {
             Verdict::Valid,
             "seed {seed} ({options:?}): replay with CHECKER_SEED={seed}"
         );
-        let single = check_linearizability_with_workers(&Register, &ops, &Budget::unlimited(), 1)
-            .unwrap();
+        let single =
+            check_linearizability_with_workers(&Register, &ops, &Budget::unlimited(), 1).unwrap();
         assert_eq!(single.verdict, Verdict::Valid, "seed {seed}: one worker");
     }
 }
@@ -56,7 +56,11 @@ fn larger_simulated_histories_are_valid() {
         };
         let ops = pair(simulate(&mut rng, options));
         let report = check_linearizability(&Register, &ops, &Budget::unlimited()).unwrap();
-        assert_eq!(report.verdict, Verdict::Valid, "seed {seed}: CHECKER_SEED={seed}");
+        assert_eq!(
+            report.verdict,
+            Verdict::Valid,
+            "seed {seed}: CHECKER_SEED={seed}"
+        );
     }
 }
 
@@ -99,7 +103,11 @@ fn altered_small_histories_agree_with_brute_force() {
         assert!(ops.len() <= 8);
         assert!(brute_force_linearizable(&ops), "seed {seed}: simulation");
         let before = check_linearizability(&Register, &ops, &Budget::unlimited()).unwrap();
-        assert_eq!(before.verdict, Verdict::Valid, "seed {seed}: CHECKER_SEED={seed}");
+        assert_eq!(
+            before.verdict,
+            Verdict::Valid,
+            "seed {seed}: CHECKER_SEED={seed}"
+        );
         if !alter_a_read(&mut rng, &mut ops, options.values) {
             continue;
         }

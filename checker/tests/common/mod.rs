@@ -224,9 +224,10 @@ pub fn brute_force_linearizable(ops: &[Operation]) -> bool {
                 continue;
             }
             // Every operation that returned by this one's invoke must come first.
-            let ready = ops.iter().zip(placed.iter()).all(|(other, &p)| {
-                p || other.return_ns().is_none_or(|r| r > ops[i].invoke_ns)
-            });
+            let ready = ops
+                .iter()
+                .zip(placed.iter())
+                .all(|(other, &p)| p || other.return_ns().is_none_or(|r| r > ops[i].invoke_ns));
             if !ready {
                 continue;
             }
