@@ -1,0 +1,101 @@
+//! The set of linearized operations, with an incremental hash and a compact copy for the cache.
+//!
+//! Pure data structure; no I/O.
+
+/// A fixed-size set of operation indices with an order-independent (Zobrist) hash kept up to date.
+#[derive(Debug, Clone)]
+pub struct Bitset {
+    words: Vec<u64>,
+    // Invariant: hash == xor of zobrist(i) over every member i.
+    hash: u64,
+}
+
+/// A random-looking 64-bit value per index (splitmix64), so the xor of members hashes the set.
+fn zobrist(index: usize) -> u64 {
+    let mut z = (index as u64)
+        .wrapping_add(1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Bitset {
+    /// An empty set able to hold indices `0..len`.
+    pub fn new(len: usize) -> Self {
+        Bitset {
+            words: vec![0; len.div_ceil(64)],
+            hash: 0,
+        }
+    }
+
+    /// Adds `index`.
+    pub fn insert(&mut self, index: usize) {
+        debug_assert!(!self.contains(index));
+        self.words[index / 64] |= 1 << (index % 64);
+        self.hash ^= zobrist(index);
+    }
+
+    /// Removes `index`.
+    pub fn remove(&mut self, index: usize) {
+        debug_assert!(self.contains(index));
+        self.words[index / 64] &= !(1 << (index % 64));
+        self.hash ^= zobrist(index);
+    }
+
+    /// True if `index` is a member.
+    pub fn contains(&self, index: usize) -> bool {
+        self.words[index / 64] & (1 << (index % 64)) != 0
+    }
+
+    /// The set's hash (equal sets have equal hashes).
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The span of words worth storing: from the first word that is not all ones to the last word
+    /// that is not zero. Everything before is all ones, everything after all zeros.
+    fn span(&self) -> (usize, usize) {
+        let low = self
+            .words
+            .iter()
+            .position(|&w| w != u64::MAX)
+            .unwrap_or(self.words.len());
+        let high = self
+            .words
+            .iter()
+            .rposition(|&w| w != 0)
+            .map_or(0, |i| i + 1);
+        (low, high.max(low))
+    }
+
+    /// A compact copy: linearized sets are mostly a full prefix plus a few stragglers.
+    pub fn compact(&self) -> CompactBitset {
+        let (low, high) = self.span();
+        CompactBitset {
+            low: low as u32,
+            words: self.words[low..high].into(),
+        }
+    }
+
+    /// True if `compact` is a copy of this set.
+    pub fn matches(&self, compact: &CompactBitset) -> bool {
+        let (low, high) = self.span();
+        low == compact.low as usize && self.words[low..high] == *compact.words
+    }
+}
+
+/// A [`Bitset`] stored as (number of leading all-ones words, the words after them up to the last
+/// non-zero one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactBitset {
+    low: u32,
+    words: Box<[u64]>,
+}
+
+impl CompactBitset {
+    /// Approximate heap plus inline size in bytes.
+    pub fn size_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.words.len() * 8
+    }
+}

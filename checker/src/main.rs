@@ -1,0 +1,215 @@
+//! `checker`: judge a recorded history from the command line.
+//!
+//! `checker <history.jsonl> --model register|set|counter` prints the verdict and exits 0 when
+//! valid, 1 when invalid, 2 when unknown or when the input is bad (with the line number).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use checker::{
+    budget_for, check_counter, check_linearizability, check_set, pair_history, read_history,
+    Anomaly, Budget, Operation, Register, Verdict,
+};
+use clap::{Parser, ValueEnum};
+
+/// Which checker to run.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModelName {
+    /// Linearizability of a register per key (read, write, cas).
+    Register,
+    /// Set semantics per key (add, read).
+    Set,
+    /// Counter bounds per key (incr, read).
+    Counter,
+}
+
+/// Check a JSON-lines history (format: see the checker crate's docs).
+#[derive(Debug, Parser)]
+#[command(name = "checker", version)]
+struct Args {
+    /// The history file, one JSON event per line.
+    history: PathBuf,
+    /// The model to check against.
+    #[arg(long, value_enum, default_value = "register")]
+    model: ModelName,
+    /// Give up (verdict unknown) after this many seconds of search.
+    #[arg(long, default_value_t = 300.0)]
+    time_limit_s: f64,
+    /// Give up on a key after remembering this many search states.
+    #[arg(long, default_value_t = 10_000_000)]
+    states_max: u64,
+    /// Print the full report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit codes.
+const EXIT_VALID: u8 = 0;
+const EXIT_INVALID: u8 = 1;
+const EXIT_UNKNOWN_OR_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("checker: {e:#}");
+            ExitCode::from(EXIT_UNKNOWN_OR_BAD_INPUT)
+        }
+    }
+}
+
+fn load(path: &PathBuf) -> anyhow::Result<Vec<Operation>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let history =
+        read_history(BufReader::new(file)).with_context(|| format!("{}", path.display()))?;
+    pair_history(&history).with_context(|| format!("{}", path.display()))
+}
+
+fn run(args: &Args) -> anyhow::Result<u8> {
+    let ops = load(&args.history)?;
+    let started = Instant::now();
+    match args.model {
+        ModelName::Register => {
+            let budget = Budget {
+                states_max: args.states_max,
+                ..budget_for(Duration::from_secs_f64(args.time_limit_s))
+            };
+            let report = check_linearizability(&Register, &ops, &budget)
+                .with_context(|| format!("{}", args.history.display()))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} operations over {} keys checked in {:.3} s",
+                    ops.len(),
+                    report.keys.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                print_verdict(&report.verdict, &ops);
+            }
+            Ok(match report.verdict {
+                Verdict::Valid => EXIT_VALID,
+                Verdict::Invalid { .. } => EXIT_INVALID,
+                Verdict::Unknown { .. } => EXIT_UNKNOWN_OR_BAD_INPUT,
+            })
+        }
+        ModelName::Set => {
+            let report = check_set(&ops).with_context(|| format!("{}", args.history.display()))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for key in &report.keys {
+                    println!(
+                        "key {:?}: {:?}; {} attempted, {} acknowledged, lost {:?}, unexpected {:?}, duplicated {:?}, recovered {}",
+                        key.key,
+                        key.judgement,
+                        key.attempted_count,
+                        key.acknowledged_count,
+                        key.lost,
+                        key.unexpected,
+                        key.duplicated,
+                        key.recovered.len()
+                    );
+                }
+                println!("verdict: {:?}", report.judgement);
+            }
+            Ok(judgement_code(report.judgement))
+        }
+        ModelName::Counter => {
+            let report =
+                check_counter(&ops).with_context(|| format!("{}", args.history.display()))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for key in &report.keys {
+                    println!(
+                        "key {:?}: {:?}; {} reads, {} increments",
+                        key.key, key.judgement, key.reads_checked, key.increments
+                    );
+                    for a in &key.anomalies {
+                        println!(
+                            "  read by process {} (line {}) returned {}, allowed [{}, {}]",
+                            a.process, a.line, a.value, a.lower, a.upper
+                        );
+                    }
+                }
+                println!("verdict: {:?}", report.judgement);
+            }
+            Ok(judgement_code(report.judgement))
+        }
+    }
+}
+
+fn judgement_code(judgement: checker::verdict::Judgement) -> u8 {
+    match judgement {
+        checker::verdict::Judgement::Valid => EXIT_VALID,
+        checker::verdict::Judgement::Invalid => EXIT_INVALID,
+        checker::verdict::Judgement::Unknown => EXIT_UNKNOWN_OR_BAD_INPUT,
+    }
+}
+
+/// How many linearization steps the text output shows before the failure.
+const SHOWN_STEPS_MAX: usize = 20;
+
+fn print_verdict(verdict: &Verdict, ops: &[Operation]) {
+    match verdict {
+        Verdict::Valid => println!("verdict: VALID (linearizable)"),
+        Verdict::Unknown { keys } => {
+            println!("verdict: UNKNOWN (no anomaly found, but the search gave up)");
+            for k in keys {
+                println!("  key {:?}: {}", k.key, k.reason);
+            }
+        }
+        Verdict::Invalid { anomalies } => {
+            println!(
+                "verdict: INVALID (not linearizable) on {} key(s)",
+                anomalies.len()
+            );
+            for anomaly in anomalies {
+                print_anomaly(anomaly, ops);
+            }
+        }
+    }
+}
+
+fn print_anomaly(anomaly: &Anomaly, ops: &[Operation]) {
+    let failing = &ops[anomaly.failing_op.0];
+    let e = &anomaly.explanation;
+    println!("\nkey {:?}:", anomaly.key);
+    println!(
+        "  could not place: process {} {} [{} ns .. {}] (line {})",
+        failing.process,
+        anomaly.failing_op_description,
+        failing.invoke_ns,
+        failing
+            .end_ns()
+            .map_or("never completed".to_string(), |t| format!("{t} ns")),
+        failing.line
+    );
+    let longest = anomaly.longest_prefixes.first().map_or(0, Vec::len);
+    println!(
+        "  longest linearizable prefix: {longest} operations ({} such prefixes kept)",
+        anomaly.longest_prefixes.len()
+    );
+    let shown = e.linearization.len().min(SHOWN_STEPS_MAX);
+    let skipped = e.linearization_skipped + e.linearization.len() - shown;
+    if skipped > 0 {
+        println!("    ... {skipped} earlier operations");
+    }
+    for step in &e.linearization[e.linearization.len() - shown..] {
+        let op = &ops[step.op.0];
+        println!(
+            "    process {:>4} {:<32} -> state {}   (line {})",
+            op.process, step.description, step.state_after, op.line
+        );
+    }
+    println!(
+        "  then {} is impossible in state {}",
+        anomaly.failing_op_description, e.state_before_failure
+    );
+}

@@ -1,0 +1,254 @@
+//! The Wing & Gong search with Lowe's refinements, over one key's sub-history.
+//!
+//! Pure: values in, values out. It reads no clock (time limits arrive through the injected
+//! [`Deadline`](crate::budget::Deadline) of the [`Budget`]), spawns no threads and does no I/O.
+//!
+//! The walk: take the first entry of the time-ordered list. If it is a call, try to apply its
+//! operation to the model; if that is possible and the resulting (linearized set, state) pair is new
+//! to the cache, linearize it (lift its entries, push it on the stack) and start again from the
+//! head; otherwise move to the next entry. If it is a return, the operation returning there was not
+//! placed before its deadline: undo the last linearized operation (unlift it, pop it) and continue
+//! with the entry after its call. An empty stack at that point means no linearization exists.
+//! The walk succeeds once every operation with a known outcome is placed; operations with unknown
+//! outcomes can always be placed after those (or be taken never to have happened).
+
+use serde::Serialize;
+
+use crate::bitset::Bitset;
+use crate::budget::Budget;
+use crate::cache::SeenCache;
+use crate::entry_list::{EntryList, NodeIndex, OpTimes};
+use crate::model::{Model, ModelOp};
+
+/// How many longest partial linearizations a failed search keeps.
+pub const PREFIXES_MAX: usize = 4;
+
+/// Steps between two looks at the deadline (the first look is at the first step).
+const DEADLINE_CHECK_STEPS: u64 = 4096;
+
+/// Why a search gave up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum UnknownReason {
+    /// The deadline passed.
+    Deadline,
+    /// The search remembered `Budget::states_max` states.
+    StatesMax {
+        /// The limit reached.
+        states_max: u64,
+    },
+    /// The cache outgrew `Budget::cache_bytes_max`.
+    CacheBytesMax {
+        /// The limit reached.
+        cache_bytes_max: u64,
+    },
+}
+
+impl std::fmt::Display for UnknownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnknownReason::Deadline => write!(f, "the time limit ran out"),
+            UnknownReason::StatesMax { states_max } => {
+                write!(f, "the search explored its limit of {states_max} states")
+            }
+            UnknownReason::CacheBytesMax { cache_bytes_max } => {
+                write!(
+                    f,
+                    "the search cache reached its limit of {cache_bytes_max} bytes"
+                )
+            }
+        }
+    }
+}
+
+/// One partial linearization that could go no further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialLinearization {
+    /// Operation indices in linearization order, each with the index of the model's next state
+    /// chosen (always 0 for deterministic models).
+    pub steps: Vec<(usize, usize)>,
+    /// The operation whose return was reached before it could be placed.
+    pub failing_op: usize,
+}
+
+/// The outcome of one search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchOutcome {
+    /// A linearization exists.
+    Linearizable,
+    /// None exists; the longest partial linearizations found, longest first (at least one).
+    NotLinearizable(Vec<PartialLinearization>),
+    /// The budget ran out first.
+    Unknown(UnknownReason),
+}
+
+/// The outcome and how much work it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchResult {
+    /// The answer.
+    pub outcome: SearchOutcome,
+    /// Distinct (linearized set, state) pairs explored.
+    pub states_explored: u64,
+}
+
+struct Frame<S> {
+    call: NodeIndex,
+    // The model state before this operation was applied.
+    state_before: S,
+    // Which of the model's next states was taken.
+    alt: usize,
+}
+
+/// Keeps the longest partial linearizations seen.
+struct Longest {
+    len: Option<usize>,
+    found: Vec<PartialLinearization>,
+}
+
+impl Longest {
+    fn offer<S>(&mut self, stack: &[Frame<S>], list: &EntryList, failing_op: usize) {
+        let len = stack.len();
+        match self.len {
+            Some(best) if len < best => return,
+            Some(best) if len == best && self.found.len() >= PREFIXES_MAX => return,
+            Some(best) if len == best => {}
+            _ => {
+                self.len = Some(len);
+                self.found.clear();
+            }
+        }
+        let steps: Vec<(usize, usize)> = stack.iter().map(|f| (list.op(f.call), f.alt)).collect();
+        let candidate = PartialLinearization { steps, failing_op };
+        if !self.found.contains(&candidate) {
+            self.found.push(candidate);
+        }
+    }
+}
+
+/// Searches for a linearization of `ops` (one key) whose real-time order is given by `times`.
+///
+/// # Panics
+/// If `ops` and `times` differ in length.
+pub fn search<M: Model>(
+    model: &M,
+    ops: &[ModelOp<M::Input, M::Output>],
+    times: &[OpTimes],
+    budget: &Budget,
+) -> SearchResult {
+    assert_eq!(ops.len(), times.len(), "one time per operation");
+    let mut list = EntryList::new(times);
+    // Operations with a known outcome not yet linearized.
+    let mut required = times.iter().filter(|t| t.return_ns.is_some()).count();
+    let mut cache: SeenCache<M::State> = SeenCache::new();
+    let done = |outcome, cache: &SeenCache<M::State>| SearchResult {
+        outcome,
+        states_explored: cache.len(),
+    };
+    if required == 0 {
+        return done(SearchOutcome::Linearizable, &cache);
+    }
+    let mut state = model.init();
+    let mut linearized = Bitset::new(ops.len());
+    let mut stack: Vec<Frame<M::State>> = Vec::new();
+    let mut next_states: Vec<M::State> = Vec::new();
+    let mut longest = Longest {
+        len: None,
+        found: Vec::new(),
+    };
+    let mut entry = list.first();
+    let mut steps: u64 = 0;
+    loop {
+        steps += 1;
+        if steps % DEADLINE_CHECK_STEPS == 1 {
+            if let Some(deadline) = &budget.deadline {
+                if deadline.expired() {
+                    return done(SearchOutcome::Unknown(UnknownReason::Deadline), &cache);
+                }
+            }
+        }
+        if let Some(call) = entry.filter(|&e| list.is_call(e)) {
+            let op = list.op(call);
+            next_states.clear();
+            model.step(
+                &state,
+                &ops[op].input,
+                ops[op].output.as_ref(),
+                &mut next_states,
+            );
+            linearized.insert(op);
+            let chosen = next_states
+                .iter()
+                .position(|s| cache.insert(&linearized, s));
+            let Some(alt) = chosen else {
+                linearized.remove(op);
+                entry = list.next(call);
+                continue;
+            };
+            if cache.len() > budget.states_max {
+                let states_max = budget.states_max;
+                return done(
+                    SearchOutcome::Unknown(UnknownReason::StatesMax { states_max }),
+                    &cache,
+                );
+            }
+            if cache.bytes() > budget.cache_bytes_max {
+                let cache_bytes_max = budget.cache_bytes_max;
+                return done(
+                    SearchOutcome::Unknown(UnknownReason::CacheBytesMax { cache_bytes_max }),
+                    &cache,
+                );
+            }
+            let state_before = std::mem::replace(&mut state, next_states.swap_remove(alt));
+            stack.push(Frame {
+                call,
+                state_before,
+                alt,
+            });
+            list.lift(call);
+            if times[op].return_ns.is_some() {
+                required -= 1;
+                if required == 0 {
+                    return done(SearchOutcome::Linearizable, &cache);
+                }
+            }
+            entry = list.first();
+        } else {
+            // Either the operation returning here was not placed in time, or the entries ran out
+            // after an unlifted operation: backtrack.
+            if let Some(ret) = entry {
+                longest.offer(&stack, &list, list.op(ret));
+            }
+            let Some(frame) = stack.pop() else {
+                return done(SearchOutcome::NotLinearizable(longest.found), &cache);
+            };
+            let op = list.op(frame.call);
+            state = frame.state_before;
+            // A nondeterministic model may offer further next states for the same placement.
+            next_states.clear();
+            model.step(
+                &state,
+                &ops[op].input,
+                ops[op].output.as_ref(),
+                &mut next_states,
+            );
+            let retry = (frame.alt + 1..next_states.len())
+                .find(|&alt| cache.insert(&linearized, &next_states[alt]));
+            if let Some(alt) = retry {
+                let state_before = std::mem::replace(&mut state, next_states.swap_remove(alt));
+                stack.push(Frame {
+                    call: frame.call,
+                    state_before,
+                    alt,
+                });
+                entry = list.first();
+                continue;
+            }
+            linearized.remove(op);
+            list.unlift(frame.call);
+            if times[op].return_ns.is_some() {
+                required += 1;
+            }
+            entry = list.next(frame.call);
+        }
+    }
+}
