@@ -94,10 +94,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     for &shards in &args.shards {
         let tmp = tempfile::Builder::new().prefix("kvs-bench-").tempdir()?;
-        let dir = args
-            .dir
-            .clone()
-            .map_or_else(|| tmp.path().to_path_buf(), |d| d.join(format!("shards-{shards}")));
+        let dir = args.dir.clone().map_or_else(
+            || tmp.path().to_path_buf(),
+            |d| d.join(format!("shards-{shards}")),
+        );
         let mut options = LocalClusterOptions::new(bin.clone(), dir);
         options.node_count = args.nodes;
         options.shard_count = shards;
@@ -239,7 +239,11 @@ async fn bench_client(
                 continue;
             };
             let args = match op {
-                Op::Set => vec![Frame::Bulk(Bytes::from_static(b"SET")), Frame::Bulk(key), Frame::Bulk(value.clone())],
+                Op::Set => vec![
+                    Frame::Bulk(Bytes::from_static(b"SET")),
+                    Frame::Bulk(key),
+                    Frame::Bulk(value.clone()),
+                ],
                 Op::Get => vec![Frame::Bulk(Bytes::from_static(b"GET")), Frame::Bulk(key)],
             };
             Frame::Array(args).encode(by_node.entry(addr).or_default());

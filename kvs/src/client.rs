@@ -146,7 +146,10 @@ impl ClusterClient {
     /// # Errors
     /// See the module rules.
     pub async fn cas(&self, key: &[u8], expected: &[u8], new: &[u8]) -> Result<bool, ClientError> {
-        match self.run(&[b"SET", key, new, b"IFEQ", expected], true).await? {
+        match self
+            .run(&[b"SET", key, new, b"IFEQ", expected], true)
+            .await?
+        {
             Frame::Simple(s) if s == "OK" => Ok(true),
             Frame::Null => Ok(false),
             other => Err(unexpected(&other)),
@@ -276,7 +279,9 @@ impl ClusterClient {
         if others.is_empty() {
             return self.seeds.first().copied();
         }
-        let pick = self.rotation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pick = self
+            .rotation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(*others[pick % others.len()])
     }
 
@@ -330,9 +335,7 @@ impl ClusterClient {
                 return;
             }
             let per_seed = (Instant::now() + self.options.connect_timeout * 2).min(deadline);
-            if let Attempt::Reply(f) = self
-                .attempt(seed, &[b"CLUSTER", b"SHARDS"], per_seed)
-                .await
+            if let Attempt::Reply(f) = self.attempt(seed, &[b"CLUSTER", b"SHARDS"], per_seed).await
             {
                 if let Some(map) = parse_shards(&f) {
                     *self.slots.lock().await = map;
@@ -344,6 +347,12 @@ impl ClusterClient {
 
     async fn attempt(&self, addr: SocketAddr, args: &[&[u8]], deadline: Instant) -> Attempt {
         let mut conns = self.conns.lock().await;
+        // A pooled connection the server has already closed (it crashed or restarted while the
+        // connection sat idle) must not take the request: a write to it would be reported as
+        // "maybe applied" although it never reached a live server.
+        if conns.get(&addr).is_some_and(|c| !c.is_idle_and_open()) {
+            conns.remove(&addr);
+        }
         if !conns.contains_key(&addr) {
             let budget = self
                 .options
@@ -388,6 +397,19 @@ impl ClusterClient {
             conns.remove(&addr);
         }
         attempt
+    }
+}
+
+impl Conn {
+    /// True when nothing is pending on the connection and the server has not closed it. Every
+    /// reply is read whole before the connection returns to the pool, so an idle connection
+    /// has nothing to read: end-of-file or stray bytes mean it is unusable.
+    fn is_idle_and_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(
+            self.stream.try_read(&mut probe),
+            Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock
+        ) && self.buf.is_empty()
     }
 }
 

@@ -94,12 +94,12 @@ impl LocalCluster {
     pub fn start(options: LocalClusterOptions) -> anyhow::Result<LocalCluster> {
         std::fs::create_dir_all(&options.dir)?;
         let mut config = ClusterConfig::local(
-            options.node_count,
-            options.shard_count,
+            options.node_count as u64,
+            options.shard_count as u32,
             options.replica_count,
             7000,
-            &options.dir.join("data"),
-        );
+            options.dir.join("data"),
+        )?;
         let ports = free_ports(options.node_count * 2)?;
         for (i, node) in config.nodes.iter_mut().enumerate() {
             node.client_addr = SocketAddr::from(([127, 0, 0, 1], ports[2 * i]));
@@ -146,7 +146,9 @@ impl LocalCluster {
     /// The log file of node `i`.
     #[must_use]
     pub fn log_path(&self, i: usize) -> PathBuf {
-        self.options.dir.join(format!("node-{}.log", self.config.nodes[i].id))
+        self.options
+            .dir
+            .join(format!("node-{}.log", self.config.nodes[i].id))
     }
 
     /// The directory all of the cluster's files are in.
@@ -171,7 +173,10 @@ impl LocalCluster {
             .arg("--id")
             .arg(self.config.nodes[i].id.to_string())
             .args(&self.options.extra_args)
-            .env("RUST_LOG", std::env::var("KVS_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("KVS_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

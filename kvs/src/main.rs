@@ -37,10 +37,10 @@ enum Command {
     ClusterConfig {
         /// Number of nodes.
         #[arg(long, default_value_t = 3)]
-        nodes: usize,
+        nodes: u64,
         /// Number of shards.
         #[arg(long, default_value_t = 8)]
-        shards: usize,
+        shards: u32,
         /// Replicas per shard.
         #[arg(long, default_value_t = 3)]
         replicas: usize,
@@ -111,7 +111,7 @@ enum WalCommand {
 #[derive(clap::Args)]
 struct Target {
     /// Any node's client address (host:port); the rest is learned from it.
-    #[arg(long, default_value = "127.0.0.1:7001")]
+    #[arg(long, default_value = "127.0.0.1:7000")]
     cluster: String,
 }
 
@@ -176,8 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             port_base,
             dir,
         } => {
-            let config = ClusterConfig::local(nodes, shards, replicas, port_base, &dir);
-            config.validate().context("the generated configuration")?;
+            let config = ClusterConfig::local(nodes, shards, replicas, port_base, dir)?;
             print!("{}", config.to_yaml());
             Ok(ExitCode::SUCCESS)
         }

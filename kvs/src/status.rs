@@ -80,7 +80,11 @@ pub async fn cluster_status(client: &ClusterClient, seed: &str) -> anyhow::Resul
         }
     }
     let mut out = String::new();
-    let _ = writeln!(out, "{:<7} {:<13} {:<8} {:<6} commit", "shard", "slots", "leader", "term");
+    let _ = writeln!(
+        out,
+        "{:<7} {:<13} {:<8} {:<6} commit",
+        "shard", "slots", "leader", "term"
+    );
     for (shard, slots) in &seen {
         match shards.get(shard) {
             Some((leader, term, commit, slots)) => {
@@ -105,7 +109,8 @@ mod tests {
 
     #[test]
     fn info_raft_lines_parse() {
-        let lines = parse_info_raft("# Raft\r\nshards_hosted:2\r\nshard_3:role=leader,term=4,leader=2\r\n");
+        let lines =
+            parse_info_raft("# Raft\r\nshards_hosted:2\r\nshard_3:role=leader,term=4,leader=2\r\n");
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].shard, 3);
         assert_eq!(lines[0].fields["role"], "leader");

@@ -69,8 +69,15 @@ async fn redis_cluster_client_runs_set_get_del_incr_cas_and_follows_moved() {
     // A node that does not lead the key's shard answers MOVED with the leader's address.
     let slot = kvs::shard::key_slot(b"key-2").0;
     let shard = {
-        let ids: Vec<kvs::raft::NodeId> = c.config.nodes.iter().map(|n| kvs::raft::NodeId(n.id)).collect();
-        kvs::shard::ShardMap::new(8, 3, &ids).unwrap().shard_of_slot(kvs::shard::Slot(slot))
+        let ids: Vec<kvs::raft::NodeId> = c
+            .config
+            .nodes
+            .iter()
+            .map(|n| kvs::raft::NodeId(n.id))
+            .collect();
+        kvs::shard::ShardMap::new(8, 3, &ids)
+            .unwrap()
+            .shard_of_slot(kvs::shard::Slot(slot))
     };
     let (leader, _) = leader_of(&c, shard.0).await.expect("shard has a leader");
     let other = (leader + 1) % 3;
@@ -95,7 +102,10 @@ async fn killed_leader_scenario(snapshot_log_entries_max: u64, expect_snapshot: 
     let mut acked = Vec::new();
     for i in 0..60 {
         let k = format!("k{i}");
-        client.set(k.as_bytes(), b"before").await.expect("write before the kill");
+        client
+            .set(k.as_bytes(), b"before")
+            .await
+            .expect("write before the kill");
         acked.push((k, "before"));
     }
     let (old, _) = leader_of(&c, 0).await.expect("a leader");
@@ -112,7 +122,10 @@ async fn killed_leader_scenario(snapshot_log_entries_max: u64, expect_snapshot: 
     // The new leader serves: more writes while the old leader is down.
     for i in 60..200 {
         let k = format!("k{i}");
-        client.set(k.as_bytes(), b"after").await.expect("write after the kill");
+        client
+            .set(k.as_bytes(), b"after")
+            .await
+            .expect("write after the kill");
         acked.push((k, "after"));
     }
     c.start_node(old).expect("restart");
@@ -129,7 +142,10 @@ async fn killed_leader_scenario(snapshot_log_entries_max: u64, expect_snapshot: 
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "the restarted node did not catch up to {target}");
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node did not catch up to {target}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let log = std::fs::read_to_string(c.log_path(old)).unwrap_or_default();
@@ -141,10 +157,16 @@ async fn killed_leader_scenario(snapshot_log_entries_max: u64, expect_snapshot: 
     );
     for (k, v) in &acked {
         let got = client.get(k.as_bytes()).await.expect("read");
-        assert_eq!(got.as_deref(), Some(v.as_bytes()), "acknowledged write of {k} lost");
+        assert_eq!(
+            got.as_deref(),
+            Some(v.as_bytes()),
+            "acknowledged write of {k} lost"
+        );
     }
     // The restarted node holds every key too.
-    let lines = common::info_raft(&c, old).await.expect("restarted node answers");
+    let lines = common::info_raft(&c, old)
+        .await
+        .expect("restarted node answers");
     assert_eq!(lines[0].fields["keys"], acked.len().to_string());
 }
 
@@ -164,11 +186,20 @@ async fn every_acknowledged_write_survives_killing_all_nodes() {
     for i in 0..3 {
         c.start_node(i).expect("restart");
     }
-    c.wait_ready(Duration::from_secs(20)).await.expect("ready again");
+    c.wait_ready(Duration::from_secs(20))
+        .await
+        .expect("ready again");
     let client = common::client(&c);
     for i in 0..150 {
-        let got = client.get(format!("key{i}").as_bytes()).await.expect("read");
-        assert_eq!(got.as_deref(), Some(format!("v{i}").as_bytes()), "key{i} lost");
+        let got = client
+            .get(format!("key{i}").as_bytes())
+            .await
+            .expect("read");
+        assert_eq!(
+            got.as_deref(),
+            Some(format!("v{i}").as_bytes()),
+            "key{i} lost"
+        );
     }
 }
 
@@ -182,13 +213,23 @@ async fn paused_leader_steps_down_and_serves_no_stale_read() {
     let (_new, _) = wait_new_leader(&c, 0, old, Duration::from_secs(10))
         .await
         .expect("the others elect a new leader");
-    client.set(b"x", b"new").await.expect("write to the new leader");
+    // The client's slot map still names the paused node; a write sent there could only end
+    // "outcome unknown". Learn the new leader first.
+    client.refresh_slots_now().await;
+    client
+        .set(b"x", b"new")
+        .await
+        .expect("write to the new leader");
     c.signal(old, Signal::SIGCONT);
     // Straight after waking, the old leader must not answer with the overwritten value.
     let addr = c.client_addrs()[old];
     for _ in 0..20 {
         let reply = raw_command(addr, &["GET", "x"]).await;
-        assert_ne!(reply, Some(bulk("old")), "stale read served by the deposed leader");
+        assert_ne!(
+            reply,
+            Some(bulk("old")),
+            "stale read served by the deposed leader"
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -196,10 +237,16 @@ async fn paused_leader_steps_down_and_serves_no_stale_read() {
         if lines.is_some_and(|l| l[0].fields["role"] != "leader") {
             break;
         }
-        assert!(Instant::now() < deadline, "the paused leader did not step down");
+        assert!(
+            Instant::now() < deadline,
+            "the paused leader did not step down"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(client.get(b"x").await.expect("read").as_deref(), Some(&b"new"[..]));
+    assert_eq!(
+        client.get(b"x").await.expect("read").as_deref(),
+        Some(&b"new"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,6 +309,12 @@ async fn bad_input_gets_errors_and_the_cluster_keeps_serving() {
     for i in 0..3 {
         assert!(c.is_running(i), "node {i} died on bad input (seed {seed})");
     }
-    assert_eq!(client.get(b"keep").await.expect("read").as_deref(), Some(&b"me"[..]));
-    client.set(b"still", b"serving").await.expect("write after bad input");
+    assert_eq!(
+        client.get(b"keep").await.expect("read").as_deref(),
+        Some(&b"me"[..])
+    );
+    client
+        .set(b"still", b"serving")
+        .await
+        .expect("write after bad input");
 }

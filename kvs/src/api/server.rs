@@ -194,10 +194,9 @@ fn handle(
         Request::Ping(Some(m)) | Request::Echo(m) => Pending::Now(Frame::Bulk(m)),
         Request::Quit => Pending::Close,
         Request::DbSize => Pending::Now(Frame::Integer(dbsize(ctx))),
-        Request::Info(section) => Pending::Now(Frame::Bulk(Bytes::from(info(
-            ctx,
-            section.as_deref(),
-        )))),
+        Request::Info(section) => {
+            Pending::Now(Frame::Bulk(Bytes::from(info(ctx, section.as_deref()))))
+        }
         Request::Cluster(c) => Pending::Now(cluster(ctx, c)),
         Request::Get(key) => to_shard(
             ctx,
@@ -238,7 +237,14 @@ fn handle(
         }
         Request::Del(keys) => {
             let cmd = Command::Del { keys: keys.clone() };
-            to_shard(ctx, &keys, OpKind::Write(cmd), Shape::Outcome, in_flight, pending_max)
+            to_shard(
+                ctx,
+                &keys,
+                OpKind::Write(cmd),
+                Shape::Outcome,
+                in_flight,
+                pending_max,
+            )
         }
         Request::Incr(key) => {
             let cmd = Command::Incr { key: key.clone() };
@@ -260,7 +266,14 @@ fn handle(
             }
             let keys: Vec<Bytes> = pairs.iter().map(|(k, _)| k.clone()).collect();
             let cmd = Command::MSet { pairs };
-            to_shard(ctx, &keys, OpKind::Write(cmd), Shape::Outcome, in_flight, pending_max)
+            to_shard(
+                ctx,
+                &keys,
+                OpKind::Write(cmd),
+                Shape::Outcome,
+                in_flight,
+                pending_max,
+            )
         }
     }
 }
@@ -429,8 +442,8 @@ fn info(ctx: &ServerContext, section: Option<&str>) -> String {
                 v.first_index.0,
                 v.last_index.0,
                 v.keys,
-                info.slots.0,
-                info.slots.1,
+                info.slots.start.0,
+                info.slots.end.0,
             );
         }
         s.push_str("\r\n");
@@ -476,8 +489,8 @@ fn cluster(ctx: &ServerContext, req: ClusterRequest) -> Frame {
             for info in ctx.shard_map.shards() {
                 let leader = believed_leader(ctx, &view, info.id);
                 let mut entry = vec![
-                    Frame::Integer(i64::from(info.slots.0 .0)),
-                    Frame::Integer(i64::from(info.slots.1 .0)),
+                    Frame::Integer(i64::from(info.slots.start.0)),
+                    Frame::Integer(i64::from(info.slots.end.0)),
                 ];
                 let mut order = vec![leader];
                 order.extend(info.replicas.iter().copied().filter(|r| *r != leader));
@@ -524,8 +537,8 @@ fn cluster(ctx: &ServerContext, req: ClusterRequest) -> Frame {
                 out.push(Frame::Array(vec![
                     bulk("slots".into()),
                     Frame::Array(vec![
-                        Frame::Integer(i64::from(info.slots.0 .0)),
-                        Frame::Integer(i64::from(info.slots.1 .0)),
+                        Frame::Integer(i64::from(info.slots.start.0)),
+                        Frame::Integer(i64::from(info.slots.end.0)),
                     ]),
                     bulk("nodes".into()),
                     Frame::Array(nodes),
@@ -543,9 +556,13 @@ fn cluster(ctx: &ServerContext, req: ClusterRequest) -> Frame {
                     .shards()
                     .iter()
                     .filter(|s| believed_leader(ctx, &view, s.id) == id)
-                    .map(|s| format!("{}-{}", s.slots.0 .0, s.slots.1 .0))
+                    .map(|s| format!("{}-{}", s.slots.start.0, s.slots.end.0))
                     .collect();
-                let flags = if id == ctx.me { "myself,master" } else { "master" };
+                let flags = if id == ctx.me {
+                    "myself,master"
+                } else {
+                    "master"
+                };
                 let _ = write!(
                     text,
                     "{} {}:{}@{} {} - 0 0 {} connected",
@@ -566,7 +583,11 @@ fn cluster(ctx: &ServerContext, req: ClusterRequest) -> Frame {
         }
         ClusterRequest::Info => {
             let hosted_without_leader = view.shards.values().filter(|s| s.leader.is_none()).count();
-            let state = if hosted_without_leader == 0 { "ok" } else { "fail" };
+            let state = if hosted_without_leader == 0 {
+                "ok"
+            } else {
+                "fail"
+            };
             bulk(format!(
                 "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_shards_hosted_here:{}\r\ncluster_shards_without_leader_here:{hosted_without_leader}\r\n",
                 ctx.config.nodes.len(),

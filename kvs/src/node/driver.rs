@@ -438,7 +438,10 @@ impl Driver {
 
         // 3. Apply, answer, advance.
         for (shard, ready) in readies {
-            let g = self.groups.get_mut(&shard).expect("ready from a hosted group");
+            let g = self
+                .groups
+                .get_mut(&shard)
+                .expect("ready from a hosted group");
             apply_ready(g, &ready)?;
             g.raw.advance(ready);
             serve_confirmed_reads(g);
@@ -565,7 +568,7 @@ fn apply_ready(g: &mut Group, ready: &Ready) -> anyhow::Result<()> {
 fn apply_entry(g: &mut Group, entry: &Entry) -> anyhow::Result<Option<Outcome>> {
     match entry.kind {
         EntryKind::Noop => {
-            g.sm.skip(entry.index);
+            g.sm.apply_noop(entry.index);
             Ok(None)
         }
         EntryKind::Normal => {
@@ -598,7 +601,9 @@ fn serve_confirmed_reads(g: &mut Group) {
 fn serve_read(sm: &StateMachine, query: &ReadQuery) -> OpReply {
     match query {
         ReadQuery::Get(keys) => OpReply::Values(keys.iter().map(|k| sm.get(k).cloned()).collect()),
-        ReadQuery::Exists(keys) => OpReply::Count(keys.iter().filter(|k| sm.exists(k)).count() as i64),
+        ReadQuery::Exists(keys) => {
+            OpReply::Count(keys.iter().filter(|k| sm.exists(k)).count() as i64)
+        }
     }
 }
 

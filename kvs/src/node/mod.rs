@@ -15,7 +15,6 @@ pub mod wire;
 use crate::api::server::{self, ServerContext};
 use crate::config::ClusterConfig;
 use crate::raft::{self, NodeId, Restored};
-use crate::shard::ShardMap;
 use crate::storage::{GroupId, SnapshotStore, Wal, WalOptions};
 use anyhow::Context as _;
 use driver::{Driver, DriverConfig, DriverInput, Group};
@@ -78,7 +77,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
     let dir = config.data_dir_for(me);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))?;
-    let wal = Wal::open(
+    let mut wal = Wal::open(
         &dir.join("wal"),
         WalOptions {
             fsync: config.fsync,
@@ -86,18 +85,17 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         },
     )
     .with_context(|| format!("opening the write-ahead log in {}", dir.display()))?;
-    let snapshots = SnapshotStore::open(&dir.join("snapshots"))
+    let snapshots = SnapshotStore::open(&dir.join("snapshots"), config.fsync)
         .with_context(|| format!("opening the snapshots in {}", dir.display()))?;
 
-    let ids: Vec<NodeId> = config.nodes.iter().map(|n| NodeId(n.id)).collect();
-    let shard_map = ShardMap::new(config.shard_count, config.replica_count, &ids)
-        .context("placing the shards")?;
+    let shard_map = config.shard_map().context("placing the shards")?;
     let seed_base = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
 
     let mut groups = BTreeMap::new();
-    for info in shard_map.shards_of_node(me) {
+    for shard in shard_map.shards_of_node(me) {
+        let info = shard_map.shard(shard);
         let group = GroupId(u64::from(info.id.0));
         let hard_state = wal.hard_state(group);
         let snapshot = snapshots
@@ -111,7 +109,8 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         } else {
             Vec::new()
         };
-        let fresh = hard_state == raft::HardState::default() && entries.is_empty() && snapshot.is_none();
+        let fresh =
+            hard_state == raft::HardState::default() && entries.is_empty() && snapshot.is_none();
         let mut raft_config = raft::Config::new(
             me,
             info.replicas.clone(),
@@ -149,7 +148,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         .nodes
         .iter()
         .filter(|n| n.id != me.0)
-        .map(|n| (NodeId(n.id), config.route_to(me, NodeId(n.id))))
+        .filter_map(|n| Some((NodeId(n.id), config.route_to(me, NodeId(n.id))?)))
         .collect();
     let transport = transport::Transport::start(me, tag, routes);
     let (inbox_tx, inbox_rx) = std::sync::mpsc::sync_channel(DRIVER_INBOX_MAX);
@@ -171,7 +170,14 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         unsafe_local_reads: options.unsafe_local_reads,
         round_inputs_max: 4096,
     };
-    let driver = Driver::new(driver_config, groups, wal, snapshots, transport, view.clone());
+    let driver = Driver::new(
+        driver_config,
+        groups,
+        wal,
+        snapshots,
+        transport,
+        view.clone(),
+    );
     let driver_thread = std::thread::Builder::new()
         .name(format!("kvs-driver-{}", me.0))
         .spawn(move || driver.run(inbox_rx))

@@ -137,10 +137,7 @@ fn decode_payload(b: &mut Bytes) -> Result<PeerFrame, WireError> {
             }
             Ok(PeerFrame::Batch(msgs))
         }
-        tag => Err(WireError::UnknownTag {
-            what: "frame",
-            tag,
-        }),
+        tag => Err(WireError::UnknownTag { what: "frame", tag }),
     }
 }
 

@@ -95,14 +95,14 @@ pub fn client(cluster: &LocalCluster) -> ClusterClient {
 }
 
 /// `INFO raft` of node `i`, as (shard, field map) lines; None when the node does not answer.
-pub async fn info_raft(
-    cluster: &LocalCluster,
-    i: usize,
-) -> Option<Vec<kvs::status::ShardLine>> {
+pub async fn info_raft(cluster: &LocalCluster, i: usize) -> Option<Vec<kvs::status::ShardLine>> {
     let addr = cluster.config.nodes[i].client_addr;
-    let reply = tokio::time::timeout(Duration::from_millis(500), raw_command(addr, &["INFO", "raft"]))
-        .await
-        .ok()??;
+    let reply = tokio::time::timeout(
+        Duration::from_millis(500),
+        raw_command(addr, &["INFO", "raft"]),
+    )
+    .await
+    .ok()??;
     match reply {
         Frame::Bulk(b) => Some(kvs::status::parse_info_raft(&String::from_utf8_lossy(&b))),
         _ => None,
