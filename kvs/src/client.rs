@@ -353,27 +353,26 @@ impl ClusterClient {
         if conns.get(&addr).is_some_and(|c| !c.is_idle_and_open()) {
             conns.remove(&addr);
         }
-        if !conns.contains_key(&addr) {
-            let budget = self
-                .options
-                .connect_timeout
-                .min(deadline.saturating_duration_since(Instant::now()));
-            match tokio::time::timeout(budget, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    conns.insert(
-                        addr,
-                        Conn {
+        let conn = match conns.entry(addr) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let budget = self
+                    .options
+                    .connect_timeout
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                match tokio::time::timeout(budget, TcpStream::connect(addr)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        v.insert(Conn {
                             stream,
                             buf: BytesMut::with_capacity(4096),
-                        },
-                    );
+                        })
+                    }
+                    Ok(Err(e)) => return Attempt::NotSent(format!("connecting to {addr}: {e}")),
+                    Err(_) => return Attempt::NotSent(format!("connecting to {addr}: timed out")),
                 }
-                Ok(Err(e)) => return Attempt::NotSent(format!("connecting to {addr}: {e}")),
-                Err(_) => return Attempt::NotSent(format!("connecting to {addr}: timed out")),
             }
-        }
-        let conn = conns.get_mut(&addr).expect("inserted above");
+        };
         let mut out = BytesMut::new();
         Frame::Array(
             args.iter()

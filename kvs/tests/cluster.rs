@@ -205,7 +205,7 @@ async fn every_acknowledged_write_survives_killing_all_nodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_leader_steps_down_and_serves_no_stale_read() {
-    let mut c = common::start(3, 1, 10_000, &[]).await;
+    let c = common::start(3, 1, 10_000, &[]).await;
     let client = common::client(&c);
     client.set(b"x", b"old").await.expect("first write");
     let (old, _) = leader_of(&c, 0).await.expect("a leader");
