@@ -13,8 +13,8 @@
 use super::transport::{Batch, Transport};
 use super::view::{NodeView, ShardView};
 use crate::raft::{
-    Entry, EntryKind, LogIndex, MessageBody, NodeId, RawNode, Ready, Restored, Role, Snapshot,
-    SnapshotMeta, Term,
+    Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, RawNode, Ready, Restored, Role,
+    Snapshot, SnapshotMeta, Term,
 };
 use crate::shard::ShardId;
 use crate::sm::{Command, Outcome, StateMachine};
@@ -136,6 +136,8 @@ pub struct Group {
     snapshot_index: LogIndex,
     /// The term of the last applied entry (the term a snapshot taken now carries).
     applied_term: Term,
+    /// The term and vote last written to disk and synced.
+    durable_term_vote: (Term, Option<NodeId>),
 }
 
 impl Group {
@@ -159,6 +161,7 @@ impl Group {
             .as_ref()
             .map_or((LogIndex(0), Term(0)), |s| (s.meta.index, s.meta.term));
         let voters = raft_config.voters.clone();
+        let durable_term_vote = (restored.hard_state.term, restored.hard_state.vote);
         let raw = RawNode::new(raft_config, restored)
             .map_err(|e| anyhow::anyhow!("shard {}: {e}", shard.0))?;
         Ok(Group {
@@ -172,6 +175,7 @@ impl Group {
             reads_confirmed: VecDeque::new(),
             snapshot_index,
             applied_term,
+            durable_term_vote,
         })
     }
 
@@ -378,7 +382,37 @@ impl Driver {
             }
         }
 
-        // 1. Persist: snapshots, entries and hard states of every group, then one sync.
+        // 1. A leader's AppendEntries may leave before its own disk write (Raft thesis
+        // §10.2.1): the core counts the leader toward a majority only for entries it has
+        // persisted (after `advance`), so followers writing in parallel cannot make an entry
+        // commit early. Only when the term and vote those messages carry are durable already:
+        // a leader must never be leader of a term it could forget in a crash.
+        let mut early: Vec<(ShardId, Message)> = Vec::new();
+        for (shard, ready) in &mut readies {
+            let g = &self.groups[shard];
+            let term_vote_durable = ready
+                .hard_state
+                .is_none_or(|hs| (hs.term, hs.vote) == g.durable_term_vote);
+            if term_vote_durable && ready.snapshot.is_none() {
+                early.extend(
+                    ready
+                        .messages
+                        .extract_if(.., |m| {
+                            matches!(m.body, MessageBody::AppendEntries { .. })
+                                && m.term == g.durable_term_vote.0
+                        })
+                        .map(|m| (*shard, m)),
+                );
+            }
+        }
+        let heartbeat_tick = self
+            .ticks
+            .is_multiple_of(u64::from(self.cfg.heartbeat_ticks.max(1)));
+        if !early.is_empty() {
+            self.send(early, false);
+        }
+
+        // 2. Persist: snapshots, entries and hard states of every group, then one sync.
         let mut wrote = false;
         for (shard, ready) in &readies {
             let group = GroupId(u64::from(shard.0));
@@ -399,44 +433,24 @@ impl Driver {
         if wrote {
             self.wal.sync()?;
         }
-
-        // 2. Send, batched per peer; plain heartbeats wait for the heartbeat tick.
-        let heartbeat_tick = self.ticks % u64::from(self.cfg.heartbeat_ticks.max(1)) == 0;
-        let mut out: BTreeMap<NodeId, Batch> = std::mem::take(&mut self.heartbeats_held);
-        let mut held: BTreeMap<NodeId, Batch> = BTreeMap::new();
-        for (shard, ready) in &mut readies {
-            for msg in ready.messages.drain(..) {
-                let to = msg.to;
-                let plain_heartbeat =
-                    matches!(msg.body, MessageBody::Heartbeat { read_ctx: None, .. });
-                if plain_heartbeat && !heartbeat_tick {
-                    held.entry(to).or_default().push((shard.0, msg));
-                } else {
-                    out.entry(to).or_default().push((shard.0, msg));
-                }
+        for (shard, ready) in &readies {
+            if let Some(hs) = ready.hard_state {
+                let g = self
+                    .groups
+                    .get_mut(shard)
+                    .expect("ready from a hosted group");
+                g.durable_term_vote = (hs.term, hs.vote);
             }
-        }
-        if heartbeat_tick {
-            for (to, batch) in held {
-                out.entry(to).or_default().extend(batch);
-            }
-        } else {
-            // Held heartbeats go out with whatever else the peer gets, or at the next
-            // heartbeat tick; keep them for peers with nothing else to send.
-            for (to, batch) in held {
-                match out.get_mut(&to) {
-                    Some(b) => b.extend(batch),
-                    None => {
-                        self.heartbeats_held.insert(to, batch);
-                    }
-                }
-            }
-        }
-        for (to, batch) in out {
-            self.transport.send(to, batch);
         }
 
-        // 3. Apply, answer, advance.
+        // 3. Send the rest, now that what they promise is durable.
+        let rest: Vec<(ShardId, Message)> = readies
+            .iter_mut()
+            .flat_map(|(shard, ready)| ready.messages.drain(..).map(|m| (*shard, m)))
+            .collect();
+        self.send(rest, heartbeat_tick);
+
+        // 4. Apply, answer, advance.
         for (shard, ready) in readies {
             let g = self
                 .groups
@@ -451,6 +465,34 @@ impl Driver {
         }
         self.publish_view();
         Ok(())
+    }
+
+    /// Sends messages batched per peer. Plain heartbeats (no ReadIndex context) are held until
+    /// the next heartbeat tick, so that a peer gets the heartbeats of all shared groups in one
+    /// frame once an interval; held ones also ride along with anything else sent earlier.
+    fn send(&mut self, msgs: Vec<(ShardId, Message)>, heartbeat_tick: bool) {
+        let mut out: BTreeMap<NodeId, Batch> = BTreeMap::new();
+        if heartbeat_tick {
+            out = std::mem::take(&mut self.heartbeats_held);
+        }
+        for (shard, msg) in msgs {
+            let to = msg.to;
+            let plain_heartbeat = matches!(msg.body, MessageBody::Heartbeat { read_ctx: None, .. });
+            if plain_heartbeat && !heartbeat_tick {
+                self.heartbeats_held
+                    .entry(to)
+                    .or_default()
+                    .push((shard.0, msg));
+            } else {
+                out.entry(to).or_default().push((shard.0, msg));
+            }
+        }
+        for (to, mut batch) in out {
+            if let Some(held) = self.heartbeats_held.remove(&to) {
+                batch.extend(held);
+            }
+            self.transport.send(to, batch);
+        }
     }
 
     fn take_snapshot(&mut self, shard: ShardId) -> anyhow::Result<()> {

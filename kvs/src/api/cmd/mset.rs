@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
     let n = args.remaining();
-    if n == 0 || n % 2 != 0 {
+    if n == 0 || !n.is_multiple_of(2) {
         return Err(CmdError::WrongArity("mset"));
     }
     let mut pairs = Vec::with_capacity(n / 2);
