@@ -57,8 +57,9 @@ pub struct FrameLimits {
 }
 
 impl Default for FrameLimits {
-    /// Redis-like defaults: 512 MiB bulk strings cap nothing useful here, so the defaults are
-    /// tighter: 64 MiB requests, 16 MiB bulk strings, 1 Mi array elements, nesting 8.
+    /// Generous defaults for a client reading replies: 64 MiB frames, 16 MiB bulk strings,
+    /// 1 Mi array elements, nesting 8. A server derives tighter ones from its configuration
+    /// (`config::Limits::frame_limits`).
     fn default() -> Self {
         FrameLimits {
             request_bytes_max: 64 << 20,
@@ -865,6 +866,39 @@ mod tests {
                     .map(|_| random_frame(rng, depth + 1))
                     .collect(),
             ),
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_into_random_chunks_parses_to_the_same_frames() {
+        let seed = 0x0005_7EA4_u64;
+        println!("frame stream seed: {seed:#x}");
+        let mut rng = SplitMix64(seed);
+        let roomy = FrameLimits {
+            request_bytes_max: 1 << 20,
+            ..limits()
+        };
+        for round in 0..200 {
+            let frames: Vec<Frame> = (0..rng.below(20))
+                .map(|_| random_frame(&mut rng, 0))
+                .collect();
+            let mut stream = BytesMut::new();
+            for frame in &frames {
+                frame.encode(&mut stream);
+            }
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut rest = &stream[..];
+            while !rest.is_empty() {
+                let n = (rng.below(12) as usize + 1).min(rest.len());
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                while let Some(frame) = Frame::parse(&mut buf, &roomy).unwrap() {
+                    got.push(frame);
+                }
+            }
+            assert_eq!(got, frames, "round {round}");
+            assert!(buf.is_empty(), "round {round}");
         }
     }
 

@@ -5,5 +5,6 @@ pub mod cmd;
 pub mod frame;
 pub mod reply;
 
+pub use cmd::{CmdError, Request};
 pub use frame::{Frame, FrameError, FrameLimit, FrameLimits};
 pub mod server;

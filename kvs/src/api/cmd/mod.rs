@@ -99,7 +99,7 @@ pub enum CmdError {
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]
     CrossSlot,
     /// A value larger than the server's limit (checked by the server, see
-    /// [`Request::value_bytes_max_exceeded`]).
+    /// [`Request::check_value_bytes`]).
     #[error("ERR value of {len} bytes exceeds value_bytes_max {max}")]
     ValueTooLarge {
         /// The value's size in bytes.
@@ -342,7 +342,7 @@ impl Request {
     ///
     /// [`CmdError::ValueTooLarge`] for the first value over the limit (the `IFEQ` comparison
     /// value counts as a value).
-    pub fn value_bytes_max_exceeded(&self, value_bytes_max: usize) -> Result<(), CmdError> {
+    pub fn check_value_bytes(&self, value_bytes_max: usize) -> Result<(), CmdError> {
         let check = |v: &Bytes| {
             if v.len() > value_bytes_max {
                 Err(CmdError::ValueTooLarge {

@@ -273,9 +273,9 @@ fn keys_slot_and_write_classification() {
 #[test]
 fn value_limit_and_outcome_replies() {
     let req = parse(&["SET", "k", "12345", "IFEQ", "123456"]).unwrap();
-    assert_eq!(req.value_bytes_max_exceeded(6), Ok(()));
+    assert_eq!(req.check_value_bytes(6), Ok(()));
     assert_eq!(
-        req.value_bytes_max_exceeded(5),
+        req.check_value_bytes(5),
         Err(CmdError::ValueTooLarge { len: 6, max: 5 })
     );
     assert_eq!(
