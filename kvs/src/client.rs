@@ -12,7 +12,9 @@
 //!   node answered `-UNKNOWN`: unknown. Such a write is never retried (it could apply twice);
 //! - a read that fails is always definite: it has no effect.
 
+use crate::api::cmd::cluster::parse_shards_reply;
 use crate::api::frame::{Frame, FrameLimits};
+use crate::api::reply::{classify, ErrorKind};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -213,37 +215,34 @@ impl ClusterClient {
                 continue;
             };
             match self.attempt(addr, args, deadline).await {
-                Attempt::Reply(Frame::Error(e)) => {
-                    let code = e.split_whitespace().next().unwrap_or_default();
-                    match code {
-                        "MOVED" => {
-                            redirects += 1;
-                            last_error = e.clone();
-                            if redirects > self.options.redirects_max {
-                                return Err(ClientError::Definite(format!(
-                                    "too many redirections; last: {e}"
-                                )));
-                            }
-                            let to = e.split_whitespace().nth(2).and_then(|a| a.parse().ok());
-                            if let Some(to) = to {
-                                self.learn(slot, to).await;
-                            }
-                            target = to;
+                Attempt::Reply(Frame::Error(e)) => match classify(&e) {
+                    ErrorKind::Moved { addr: to, .. } => {
+                        redirects += 1;
+                        if redirects > self.options.redirects_max {
+                            return Err(ClientError::Definite(format!(
+                                "too many redirections; last: {e}"
+                            )));
                         }
-                        "TRYAGAIN" => {
-                            last_error = e.clone();
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(self.options.backoff_max);
-                            // The leader may have moved while the shard had none.
-                            if backoff >= self.options.backoff_max {
-                                self.refresh_slots(deadline).await;
-                                target = self.leader_for_cached(slot).await.or(Some(addr));
-                            }
+                        let to: Option<SocketAddr> = to.parse().ok();
+                        if let Some(to) = to {
+                            self.learn(slot, to).await;
                         }
-                        "UNKNOWN" => return Err(ClientError::Unknown(e)),
-                        _ => return Err(ClientError::Server(e)),
+                        target = to;
+                        last_error = e;
                     }
-                }
+                    ErrorKind::TryAgain => {
+                        last_error = e;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.options.backoff_max);
+                        // The leader may have moved while the shard had none.
+                        if backoff >= self.options.backoff_max {
+                            self.refresh_slots(deadline).await;
+                            target = self.leader_for_cached(slot).await.or(Some(addr));
+                        }
+                    }
+                    ErrorKind::OutcomeUnknown => return Err(ClientError::Unknown(e)),
+                    ErrorKind::CrossSlot | ErrorKind::Other => return Err(ClientError::Server(e)),
+                },
                 Attempt::Reply(f) => return Ok(f),
                 Attempt::NotSent(e) => {
                     last_error = e;
@@ -434,59 +433,19 @@ fn unexpected(f: &Frame) -> ClientError {
 
 /// Reads `CLUSTER SHARDS` into slot ranges and the address of each range's master.
 fn parse_shards(f: &Frame) -> Option<Vec<SlotRange>> {
-    let Frame::Array(shards) = f else { return None };
+    let routes = parse_shards_reply(f).ok()?;
     let mut out = Vec::new();
-    for shard in shards {
-        let Frame::Array(fields) = shard else {
-            return None;
+    for route in routes {
+        let Some(leader) = route.master().and_then(|m| m.addr().parse().ok()) else {
+            continue;
         };
-        let mut slots = None;
-        let mut leader = None;
-        for pair in fields.chunks(2) {
-            match (&pair[0], pair.get(1)) {
-                (Frame::Bulk(k), Some(Frame::Array(v))) if &k[..] == b"slots" => {
-                    if let [Frame::Integer(a), Frame::Integer(b), ..] = v.as_slice() {
-                        slots = Some((*a as u16, *b as u16));
-                    }
-                }
-                (Frame::Bulk(k), Some(Frame::Array(nodes))) if &k[..] == b"nodes" => {
-                    for node in nodes {
-                        if let Some(a) = master_addr(node) {
-                            leader = Some(a);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let (Some((start, end)), Some(leader)) = (slots, leader) {
-            out.push(SlotRange { start, end, leader });
+        for r in &route.slots {
+            out.push(SlotRange {
+                start: r.start.0,
+                end: r.end.0,
+                leader,
+            });
         }
     }
     Some(out)
-}
-
-fn master_addr(node: &Frame) -> Option<SocketAddr> {
-    let Frame::Array(fields) = node else {
-        return None;
-    };
-    let mut ip = None;
-    let mut port = None;
-    let mut master = false;
-    for pair in fields.chunks(2) {
-        match (&pair[0], pair.get(1)) {
-            (Frame::Bulk(k), Some(Frame::Bulk(v))) if &k[..] == b"ip" => {
-                ip = std::str::from_utf8(v).ok().map(str::to_owned);
-            }
-            (Frame::Bulk(k), Some(Frame::Integer(p))) if &k[..] == b"port" => port = Some(*p),
-            (Frame::Bulk(k), Some(Frame::Bulk(v))) if &k[..] == b"role" => {
-                master = &v[..] == b"master";
-            }
-            _ => {}
-        }
-    }
-    if !master {
-        return None;
-    }
-    format!("{}:{}", ip?, port?).parse().ok()
 }

@@ -48,19 +48,36 @@ pub async fn cluster_status(client: &ClusterClient, seed: &str) -> anyhow::Resul
         Ok(other) => anyhow::bail!("unexpected CLUSTER NODES reply from {seed}: {other:?}"),
         Err(e) => anyhow::bail!("cannot ask {seed} for the node list: {e}"),
     };
-    // Lines: `<id> <ip:port@cport> <flags> ... <config-epoch> ...`; the epoch field carries our
-    // numeric node id.
+    // Lines: `<id> <ip:port@cport> <flags> ...`; the 40-hex-digit id is our node id in hex.
     let mut members: Vec<(u64, SocketAddr)> = Vec::new();
     for line in nodes.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 7 {
+        if f.len() < 2 {
             continue;
         }
         let addr = f[1].split('@').next().and_then(|a| a.parse().ok());
-        if let (Some(addr), Ok(id)) = (addr, f[6].parse()) {
+        if let (Some(addr), Ok(id)) = (addr, u64::from_str_radix(f[0], 16)) {
             members.push((id, addr));
         }
     }
+    // Shards are listed in id order; their slot ranges come from the same seed.
+    let ranges: Vec<String> = match client.command_at(seed_addr, &[b"CLUSTER", b"SHARDS"]).await {
+        Ok(f) => crate::api::cmd::cluster::parse_shards_reply(&f)
+            .map(|routes| {
+                routes
+                    .iter()
+                    .map(|r| {
+                        r.slots
+                            .iter()
+                            .map(|s| format!("{}-{}", s.start.0, s.end.0))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     let mut unreachable = Vec::new();
     // shard -> (leader id, term, commit) as reported by the node that leads it.
     let mut shards: BTreeMap<u32, (u64, String, String, String)> = BTreeMap::new();
@@ -70,9 +87,10 @@ pub async fn cluster_status(client: &ClusterClient, seed: &str) -> anyhow::Resul
             Ok(Frame::Bulk(b)) => {
                 for line in parse_info_raft(&String::from_utf8_lossy(&b)) {
                     let get = |k: &str| line.fields.get(k).cloned().unwrap_or_default();
-                    seen.entry(line.shard).or_insert_with(|| get("slots"));
+                    let slots = ranges.get(line.shard as usize).cloned().unwrap_or_default();
+                    seen.entry(line.shard).or_insert_with(|| slots.clone());
                     if get("role") == "leader" {
-                        shards.insert(line.shard, (*id, get("term"), get("commit"), get("slots")));
+                        shards.insert(line.shard, (*id, get("term"), get("commit"), slots));
                     }
                 }
             }

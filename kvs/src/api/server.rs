@@ -7,16 +7,19 @@
 //! record as "may or may not have happened". Every limit (request size, value size, pending
 //! requests per connection, connections per node) answers with a clear error.
 
-use super::cmd::{ClusterRequest, Request, SetCondition};
-use super::frame::{Frame, FrameError, FrameLimits};
+use super::cmd::cluster::{keyslot_reply, ClusterView};
+use super::cmd::info::{NodeStatus, ShardStatus};
+use super::cmd::{ClusterRequest, Request};
+use super::frame::{Frame, FrameError};
+use super::reply;
 use crate::config::ClusterConfig;
 use crate::node::driver::{ClientOp, DriverInput, OpKind, OpReply, ReadQuery};
+use crate::node::transport::RemoteLeaders;
 use crate::node::view::NodeView;
 use crate::raft::{NodeId, Role};
-use crate::shard::{key_slot, ShardId, ShardMap, Slot};
-use crate::sm::{Command, Outcome};
-use bytes::{Bytes, BytesMut};
-use std::fmt::Write as _;
+use crate::shard::{ShardId, ShardMap, Slot};
+use bytes::BytesMut;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
@@ -40,6 +43,10 @@ pub struct ServerContext {
     pub unsafe_local_reads: bool,
     /// Open client connections.
     pub connections: AtomicUsize,
+    /// Leaders of shards hosted elsewhere, as their leaders announced.
+    pub remote_leaders: RemoteLeaders,
+    /// When the node started (for INFO's uptime).
+    pub started: std::time::Instant,
 }
 
 /// Accepts client connections until the listener fails.
@@ -58,7 +65,7 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>) {
         if open >= ctx.config.limits.connections_max {
             ctx.connections.fetch_sub(1, Ordering::Relaxed);
             let _ = stream
-                .write_all(b"-ERR max number of clients reached\r\n")
+                .write_all(&reply::too_many_connections().to_bytes())
                 .await;
             continue;
         }
@@ -138,10 +145,7 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
         }
     });
 
-    let limits = FrameLimits {
-        request_bytes_max: ctx.config.limits.request_bytes_max,
-        ..FrameLimits::default()
-    };
+    let limits = ctx.config.limits.frame_limits();
     let mut buf = BytesMut::with_capacity(16 * 1024);
     'read: loop {
         loop {
@@ -187,123 +191,49 @@ fn handle(
 ) -> Pending {
     let request = match Request::parse(frame) {
         Ok(r) => r,
-        Err(e) => return Pending::Now(Frame::Error(e.to_string())),
+        Err(e) => return Pending::Now(e.to_frame()),
     };
-    match request {
-        Request::Ping(None) => Pending::Now(Frame::Simple("PONG".into())),
-        Request::Ping(Some(m)) | Request::Echo(m) => Pending::Now(Frame::Bulk(m)),
-        Request::Quit => Pending::Close,
-        Request::DbSize => Pending::Now(Frame::Integer(dbsize(ctx))),
-        Request::Info(section) => {
-            Pending::Now(Frame::Bulk(Bytes::from(info(ctx, section.as_deref()))))
-        }
-        Request::Cluster(c) => Pending::Now(cluster(ctx, c)),
-        Request::Get(key) => to_shard(
-            ctx,
-            std::slice::from_ref(&key),
+    let (kind, shape) = match &request {
+        Request::Ping(None) => return Pending::Now(Frame::Simple("PONG".into())),
+        Request::Ping(Some(m)) | Request::Echo(m) => return Pending::Now(Frame::Bulk(m.clone())),
+        Request::Quit => return Pending::Close,
+        Request::DbSize => return Pending::Now(Frame::Integer(dbsize(ctx))),
+        Request::Info(section) => return Pending::Now(info(ctx, section.as_deref())),
+        Request::Cluster(c) => return Pending::Now(cluster(ctx, c)),
+        Request::Get(key) => (
             OpKind::Read(ReadQuery::Get(vec![key.clone()])),
             Shape::Single,
-            in_flight,
-            pending_max,
         ),
-        Request::MGet(keys) => {
-            let kind = OpKind::Read(ReadQuery::Get(keys.clone()));
-            to_shard(ctx, &keys, kind, Shape::Array, in_flight, pending_max)
-        }
-        Request::Exists(keys) => {
-            let kind = OpKind::Read(ReadQuery::Exists(keys.clone()));
-            to_shard(ctx, &keys, kind, Shape::Count, in_flight, pending_max)
-        }
-        Request::Set(args) => {
-            let too_big = args.value.len() > ctx.config.limits.value_bytes_max
-                || matches!(&args.condition, SetCondition::IfEq(old) if old.len() > ctx.config.limits.value_bytes_max);
-            if too_big {
-                return Pending::Now(value_too_large(ctx));
+        Request::MGet(keys) => (OpKind::Read(ReadQuery::Get(keys.clone())), Shape::Array),
+        Request::Exists(keys) => (OpKind::Read(ReadQuery::Exists(keys.clone())), Shape::Count),
+        Request::Set(_) | Request::Del(_) | Request::Incr(_) | Request::MSet(_) => {
+            if let Err(e) = request.check_value_bytes(ctx.config.limits.value_bytes_max) {
+                return Pending::Now(e.to_frame());
             }
-            let key = args.key.clone();
-            let cmd = Command::Set {
-                key: args.key,
-                value: args.value,
-                condition: args.condition,
-            };
-            to_shard(
-                ctx,
-                std::slice::from_ref(&key),
-                OpKind::Write(cmd),
-                Shape::Outcome,
-                in_flight,
-                pending_max,
-            )
+            let cmd = request
+                .to_command()
+                .expect("writes carry a state machine command");
+            (OpKind::Write(cmd), Shape::Outcome)
         }
-        Request::Del(keys) => {
-            let cmd = Command::Del { keys: keys.clone() };
-            to_shard(
-                ctx,
-                &keys,
-                OpKind::Write(cmd),
-                Shape::Outcome,
-                in_flight,
-                pending_max,
-            )
-        }
-        Request::Incr(key) => {
-            let cmd = Command::Incr { key: key.clone() };
-            to_shard(
-                ctx,
-                std::slice::from_ref(&key),
-                OpKind::Write(cmd),
-                Shape::Outcome,
-                in_flight,
-                pending_max,
-            )
-        }
-        Request::MSet(pairs) => {
-            if pairs
-                .iter()
-                .any(|(_, v)| v.len() > ctx.config.limits.value_bytes_max)
-            {
-                return Pending::Now(value_too_large(ctx));
-            }
-            let keys: Vec<Bytes> = pairs.iter().map(|(k, _)| k.clone()).collect();
-            let cmd = Command::MSet { pairs };
-            to_shard(
-                ctx,
-                &keys,
-                OpKind::Write(cmd),
-                Shape::Outcome,
-                in_flight,
-                pending_max,
-            )
-        }
-    }
-}
-
-fn value_too_large(ctx: &ServerContext) -> Frame {
-    Frame::Error(format!(
-        "ERR value too large: the limit is {} bytes",
-        ctx.config.limits.value_bytes_max
-    ))
+    };
+    let slot = match request.slot() {
+        Ok(Some(slot)) => slot,
+        Ok(None) => return Pending::Now(Frame::Error("ERR the command has no key".into())),
+        Err(e) => return Pending::Now(e.to_frame()),
+    };
+    to_shard(ctx, slot, kind, shape, in_flight, pending_max)
 }
 
 /// Routes a keyed operation: to the driver when this node leads the keys' shard, else an
 /// immediate redirect or retry answer.
 fn to_shard(
     ctx: &ServerContext,
-    keys: &[Bytes],
+    slot: Slot,
     kind: OpKind,
     shape: Shape,
     in_flight: &Arc<AtomicUsize>,
     pending_max: usize,
 ) -> Pending {
-    let Some(first) = keys.first() else {
-        return Pending::Now(Frame::Error("ERR wrong number of arguments".into()));
-    };
-    let slot = key_slot(first);
-    if keys.iter().any(|k| key_slot(k) != slot) {
-        return Pending::Now(Frame::Error(
-            "CROSSSLOT Keys in request don't hash to the same slot".into(),
-        ));
-    }
     let shard = ctx.shard_map.shard_of_slot(slot);
     let (role, leader) = {
         let view = ctx.view.read().expect("view lock poisoned");
@@ -315,16 +245,12 @@ fn to_shard(
     match role {
         Some(Role::Leader) => {}
         Some(_) => return Pending::Now(not_leader(ctx, slot, shard, leader)),
-        // Not hosted here: send the client to a replica that hosts it; it redirects further.
-        None => {
-            let guess = ctx.shard_map.shard(shard).preferred_leader;
-            return Pending::Now(moved(ctx, slot, guess));
-        }
+        // Not hosted here: send the client to the leader a peer announced, else to a replica
+        // that hosts the shard (it redirects further).
+        None => return Pending::Now(moved(ctx, slot, believed_leader(ctx, None, shard))),
     }
     if in_flight.load(Ordering::Relaxed) >= pending_max {
-        return Pending::Now(Frame::Error(format!(
-            "ERR too many pending requests on this connection (limit {pending_max})"
-        )));
+        return Pending::Now(reply::too_many_pending(pending_max));
     }
     let (reply, rx) = oneshot::channel();
     let op = ClientOp { shard, kind, reply };
@@ -345,10 +271,10 @@ fn to_shard(
 fn not_leader(ctx: &ServerContext, slot: Slot, shard: ShardId, leader: Option<NodeId>) -> Frame {
     match leader {
         Some(l) if l != ctx.me => moved(ctx, slot, l),
-        _ => Frame::Error(format!(
-            "TRYAGAIN shard {} has no leader at the moment",
-            shard.0
-        )),
+        _ => {
+            tracing::trace!(shard = shard.0, "no leader; client told to try again");
+            reply::try_again()
+        }
     }
 }
 
@@ -356,19 +282,14 @@ fn moved(ctx: &ServerContext, slot: Slot, to: NodeId) -> Frame {
     let addr = ctx
         .config
         .node(to)
-        .map(|n| n.advertised_client_addr().to_string())
-        .unwrap_or_default();
-    Frame::Error(format!("MOVED {} {addr}", slot.0))
+        .expect("leaders are configured nodes")
+        .advertised_client_addr();
+    reply::moved(slot, addr)
 }
 
 fn render(ctx: &ServerContext, me: NodeId, reply: OpReply, shape: Shape, slot: Slot) -> Frame {
     match reply {
-        OpReply::Applied(outcome) => match outcome {
-            Outcome::Ok => Frame::Simple("OK".into()),
-            Outcome::Nil => Frame::Null,
-            Outcome::Integer(i) => Frame::Integer(i),
-            Outcome::Error(e) => Frame::Error(e),
-        },
+        OpReply::Applied(outcome) => Frame::from(outcome),
         OpReply::Values(mut values) => match shape {
             Shape::Single => values.pop().flatten().map_or(Frame::Null, Frame::Bulk),
             _ => Frame::Array(
@@ -387,7 +308,7 @@ fn render(ctx: &ServerContext, me: NodeId, reply: OpReply, shape: Shape, slot: S
             }
         }
         OpReply::TryAgain(msg) => Frame::Error(format!("TRYAGAIN {msg}")),
-        OpReply::Unknown(msg) => Frame::Error(format!("UNKNOWN {msg}")),
+        OpReply::Unknown(msg) => reply::outcome_unknown(&msg),
     }
 }
 
@@ -401,199 +322,87 @@ fn dbsize(ctx: &ServerContext) -> i64 {
         .sum()
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Leader => "leader",
-        Role::Follower => "follower",
-        Role::Candidate => "candidate",
-        Role::PreCandidate => "pre-candidate",
-    }
-}
-
-fn info(ctx: &ServerContext, section: Option<&str>) -> String {
-    let view = ctx.view.read().expect("view lock poisoned").clone();
-    let want = |name: &str| {
-        section.is_none_or(|s| s.eq_ignore_ascii_case(name) || s.eq_ignore_ascii_case("all"))
+fn info(ctx: &ServerContext, section: Option<&str>) -> Frame {
+    let view = ctx.view.read().expect("view lock poisoned");
+    let shards: Vec<ShardStatus> = view
+        .shards
+        .iter()
+        .map(|(id, v)| ShardStatus {
+            shard: *id,
+            role: v.role,
+            term: v.term,
+            leader: v.leader,
+            commit: v.commit,
+            applied: v.applied,
+            key_count: v.keys as usize,
+        })
+        .collect();
+    let node = NodeStatus {
+        node: ctx.me,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_secs: ctx.started.elapsed().as_secs(),
+        connected_clients: ctx.connections.load(Ordering::Relaxed),
+        unsafe_local_reads: ctx.unsafe_local_reads,
     };
-    let mut s = String::new();
-    if want("server") {
-        let _ = write!(
-            s,
-            "# Server\r\nkvs_version:{}\r\nnode_id:{}\r\nunsafe_local_reads:{}\r\nconnected_clients:{}\r\n\r\n",
-            env!("CARGO_PKG_VERSION"),
-            ctx.me.0,
-            if ctx.unsafe_local_reads { "yes (reads are NOT linearizable)" } else { "no" },
-            ctx.connections.load(Ordering::Relaxed),
-        );
-    }
-    if want("raft") || want("replication") {
-        let _ = write!(s, "# Raft\r\nshards_hosted:{}\r\n", view.shards.len());
-        for (id, v) in &view.shards {
-            let info = ctx.shard_map.shard(*id);
-            let _ = write!(
-                s,
-                "shard_{}:role={},term={},leader={},commit={},applied={},first_index={},last_index={},keys={},slots={}-{}\r\n",
-                id.0,
-                role_name(v.role),
-                v.term.0,
-                v.leader.map_or(0, |l| l.0),
-                v.commit.0,
-                v.applied.0,
-                v.first_index.0,
-                v.last_index.0,
-                v.keys,
-                info.slots.start.0,
-                info.slots.end.0,
-            );
-        }
-        s.push_str("\r\n");
-    }
-    if want("stats") {
-        let _ = write!(
-            s,
-            "# Stats\r\npeer_batches_dropped:{}\r\n\r\n",
-            view.batches_dropped
-        );
-    }
-    s
+    super::cmd::info::reply(section, &node, &shards)
 }
 
-/// The node believed to lead `shard`: the known leader for a hosted shard, else the preferred
-/// replica (a client sent there is redirected further if that guess is wrong).
-fn believed_leader(ctx: &ServerContext, view: &NodeView, shard: ShardId) -> NodeId {
-    view.shards
-        .get(&shard)
-        .and_then(|s| s.leader)
-        .unwrap_or_else(|| ctx.shard_map.shard(shard).preferred_leader)
+/// The node believed to lead `shard`: the leader this node knows for a hosted shard, the one a
+/// peer announced for a shard hosted elsewhere, else the preferred replica (a client sent there
+/// is redirected further if the guess is wrong).
+fn believed_leader(ctx: &ServerContext, view: Option<&NodeView>, shard: ShardId) -> NodeId {
+    let local = match view {
+        Some(v) => v.shards.get(&shard).map(|s| s.leader),
+        None => ctx
+            .view
+            .read()
+            .expect("view lock poisoned")
+            .shards
+            .get(&shard)
+            .map(|s| s.leader),
+    };
+    let remote = || {
+        ctx.remote_leaders
+            .read()
+            .expect("leaders lock poisoned")
+            .get(&shard)
+            .map(|(n, _)| *n)
+    };
+    match local {
+        Some(leader) => leader,
+        None => remote(),
+    }
+    .unwrap_or_else(|| ctx.shard_map.shard(shard).preferred_leader)
 }
 
-fn redis_node_id(id: NodeId) -> String {
-    format!("{:040x}", id.0)
-}
-
-fn cluster(ctx: &ServerContext, req: ClusterRequest) -> Frame {
+fn cluster(ctx: &ServerContext, req: &ClusterRequest) -> Frame {
     let view = ctx.view.read().expect("view lock poisoned").clone();
-    let bulk = |s: String| Frame::Bulk(Bytes::from(s));
-    let endpoint = |id: NodeId| {
-        let addr = ctx
-            .config
-            .node(id)
-            .map(|n| n.advertised_client_addr())
-            .expect("replicas are configured nodes");
-        (addr.ip().to_string(), i64::from(addr.port()))
+    let leaders: Vec<Option<NodeId>> = ctx
+        .shard_map
+        .shards()
+        .iter()
+        .map(|s| match view.shards.get(&s.id) {
+            Some(local) => local.leader,
+            None => ctx
+                .remote_leaders
+                .read()
+                .expect("leaders lock poisoned")
+                .get(&s.id)
+                .map(|(n, _)| *n),
+        })
+        .collect();
+    let client_addrs: BTreeMap<NodeId, std::net::SocketAddr> = ctx.config.advertised_client_addrs();
+    let cv = ClusterView {
+        shard_map: &ctx.shard_map,
+        leaders: &leaders,
+        client_addrs: &client_addrs,
+        myself: ctx.me,
     };
     match req {
-        ClusterRequest::KeySlot(key) => Frame::Integer(i64::from(key_slot(&key).0)),
-        ClusterRequest::Slots => {
-            let mut out = Vec::new();
-            for info in ctx.shard_map.shards() {
-                let leader = believed_leader(ctx, &view, info.id);
-                let mut entry = vec![
-                    Frame::Integer(i64::from(info.slots.start.0)),
-                    Frame::Integer(i64::from(info.slots.end.0)),
-                ];
-                let mut order = vec![leader];
-                order.extend(info.replicas.iter().copied().filter(|r| *r != leader));
-                for n in order {
-                    let (ip, port) = endpoint(n);
-                    entry.push(Frame::Array(vec![
-                        bulk(ip),
-                        Frame::Integer(port),
-                        bulk(redis_node_id(n)),
-                    ]));
-                }
-                out.push(Frame::Array(entry));
-            }
-            Frame::Array(out)
-        }
-        ClusterRequest::Shards => {
-            let mut out = Vec::new();
-            for info in ctx.shard_map.shards() {
-                let leader = believed_leader(ctx, &view, info.id);
-                let applied = view.shards.get(&info.id).map_or(0, |s| s.applied.0);
-                let nodes = info
-                    .replicas
-                    .iter()
-                    .map(|n| {
-                        let (ip, port) = endpoint(*n);
-                        Frame::Array(vec![
-                            bulk("id".into()),
-                            bulk(redis_node_id(*n)),
-                            bulk("port".into()),
-                            Frame::Integer(port),
-                            bulk("ip".into()),
-                            bulk(ip.clone()),
-                            bulk("endpoint".into()),
-                            bulk(ip),
-                            bulk("role".into()),
-                            bulk(if *n == leader { "master" } else { "replica" }.into()),
-                            bulk("replication-offset".into()),
-                            Frame::Integer(applied as i64),
-                            bulk("health".into()),
-                            bulk("online".into()),
-                        ])
-                    })
-                    .collect();
-                out.push(Frame::Array(vec![
-                    bulk("slots".into()),
-                    Frame::Array(vec![
-                        Frame::Integer(i64::from(info.slots.start.0)),
-                        Frame::Integer(i64::from(info.slots.end.0)),
-                    ]),
-                    bulk("nodes".into()),
-                    Frame::Array(nodes),
-                ]));
-            }
-            Frame::Array(out)
-        }
-        ClusterRequest::Nodes => {
-            let mut text = String::new();
-            for n in &ctx.config.nodes {
-                let id = NodeId(n.id);
-                let addr = n.advertised_client_addr();
-                let ranges: Vec<String> = ctx
-                    .shard_map
-                    .shards()
-                    .iter()
-                    .filter(|s| believed_leader(ctx, &view, s.id) == id)
-                    .map(|s| format!("{}-{}", s.slots.start.0, s.slots.end.0))
-                    .collect();
-                let flags = if id == ctx.me {
-                    "myself,master"
-                } else {
-                    "master"
-                };
-                let _ = write!(
-                    text,
-                    "{} {}:{}@{} {} - 0 0 {} connected",
-                    redis_node_id(id),
-                    addr.ip(),
-                    addr.port(),
-                    n.peer_addr.port(),
-                    flags,
-                    n.id,
-                );
-                for r in ranges {
-                    text.push(' ');
-                    text.push_str(&r);
-                }
-                text.push('\n');
-            }
-            bulk(text)
-        }
-        ClusterRequest::Info => {
-            let hosted_without_leader = view.shards.values().filter(|s| s.leader.is_none()).count();
-            let state = if hosted_without_leader == 0 {
-                "ok"
-            } else {
-                "fail"
-            };
-            bulk(format!(
-                "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_shards_hosted_here:{}\r\ncluster_shards_without_leader_here:{hosted_without_leader}\r\n",
-                ctx.config.nodes.len(),
-                ctx.shard_map.shards().len(),
-                view.shards.len(),
-            ))
-        }
+        ClusterRequest::KeySlot(key) => keyslot_reply(key),
+        ClusterRequest::Slots => cv.slots_reply(),
+        ClusterRequest::Shards => cv.shards_reply(),
+        ClusterRequest::Nodes => cv.nodes_reply(),
+        ClusterRequest::Info => cv.info_reply(),
     }
 }

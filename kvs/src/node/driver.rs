@@ -348,6 +348,20 @@ impl Driver {
             g.raw.tick();
             expire_waiters(g, now);
         }
+        if self
+            .ticks
+            .is_multiple_of(u64::from(self.cfg.heartbeat_ticks.max(1)))
+        {
+            let led: Vec<(u32, Term)> = self
+                .groups
+                .iter()
+                .filter_map(|(shard, g)| {
+                    let s = g.raw.status();
+                    (s.role == Role::Leader).then_some((shard.0, s.term))
+                })
+                .collect();
+            self.transport.announce_leaders(&led);
+        }
     }
 
     /// Steps every group's `Ready`: persist, send, apply, answer.

@@ -152,11 +152,13 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         .collect();
     let transport = transport::Transport::start(me, tag, routes);
     let (inbox_tx, inbox_rx) = std::sync::mpsc::sync_channel(DRIVER_INBOX_MAX);
+    let remote_leaders = transport::RemoteLeaders::default();
     tokio::spawn(transport::accept_loop(
         peer_listener,
         tag,
         inbox_tx.clone(),
         transport.stats.clone(),
+        remote_leaders.clone(),
     ));
 
     let view = Arc::new(RwLock::new(NodeView::default()));
@@ -191,6 +193,8 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         inbox: inbox_tx.clone(),
         unsafe_local_reads: options.unsafe_local_reads,
         connections: AtomicUsize::new(0),
+        remote_leaders,
+        started: std::time::Instant::now(),
     });
     tokio::spawn(server::accept_loop(client_listener, ctx));
     tracing::info!(

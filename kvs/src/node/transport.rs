@@ -10,12 +10,13 @@
 
 use super::driver::DriverInput;
 use super::wire::{decode_frame, encode_frame, GroupWireId, PeerFrame};
-use crate::raft::{Message, NodeId};
+use crate::raft::{Message, NodeId, Term};
+use crate::shard::ShardId;
 use bytes::BytesMut;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,6 +33,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A batch of messages, all for groups shared with one peer.
 pub type Batch = Vec<(GroupWireId, Message)>;
+
+/// What peers said they lead: shard -> (leader, term). Written by inbound connections, read by
+/// the client-facing server for shards this node does not host.
+pub type RemoteLeaders = Arc<RwLock<BTreeMap<ShardId, (NodeId, Term)>>>;
 
 /// Where inbound batches go: the driver's bounded inbox.
 pub type InboundSender = std::sync::mpsc::SyncSender<DriverInput>;
@@ -51,7 +56,7 @@ pub struct TransportStats {
 
 /// The sending half of the transport, owned by the driver.
 pub struct Transport {
-    peers: BTreeMap<NodeId, mpsc::Sender<Batch>>,
+    peers: BTreeMap<NodeId, mpsc::Sender<PeerFrame>>,
     /// Shared counters.
     pub stats: Arc<TransportStats>,
 }
@@ -76,11 +81,22 @@ impl Transport {
 
     /// Queues `batch` for `peer` without waiting; drops it when the peer's queue is full.
     pub fn send(&self, peer: NodeId, batch: Batch) {
+        self.send_frame(peer, PeerFrame::Batch(batch));
+    }
+
+    /// Tells every peer which groups this node leads.
+    pub fn announce_leaders(&self, led: &[(GroupWireId, Term)]) {
+        for peer in self.peers.keys() {
+            self.send_frame(*peer, PeerFrame::Leaders(led.to_vec()));
+        }
+    }
+
+    fn send_frame(&self, peer: NodeId, frame: PeerFrame) {
         let Some(tx) = self.peers.get(&peer) else {
             tracing::warn!(%peer, "message for a node that is not in the configuration");
             return;
         };
-        if tx.try_send(batch).is_err() {
+        if tx.try_send(frame).is_err() {
             self.stats.batches_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -91,7 +107,7 @@ async fn dial_loop(
     peer: NodeId,
     addr: SocketAddr,
     cluster_tag: u64,
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<PeerFrame>,
     stats: Arc<TransportStats>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -130,14 +146,14 @@ async fn dial_loop(
             continue;
         }
         loop {
-            let Some(batch) = rx.recv().await else {
+            let Some(frame) = rx.recv().await else {
                 return;
             };
             buf.clear();
-            encode_frame(&PeerFrame::Batch(batch), &mut buf);
+            encode_frame(&frame, &mut buf);
             while buf.len() < WRITE_BYTES_MAX {
                 match rx.try_recv() {
-                    Ok(more) => encode_frame(&PeerFrame::Batch(more), &mut buf),
+                    Ok(more) => encode_frame(&more, &mut buf),
                     Err(_) => break,
                 }
             }
@@ -155,6 +171,7 @@ pub async fn accept_loop(
     cluster_tag: u64,
     inbound: InboundSender,
     stats: Arc<TransportStats>,
+    remote_leaders: RemoteLeaders,
 ) {
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -172,6 +189,7 @@ pub async fn accept_loop(
             cluster_tag,
             inbound.clone(),
             stats.clone(),
+            remote_leaders.clone(),
         ));
     }
 }
@@ -182,6 +200,7 @@ async fn serve_peer(
     cluster_tag: u64,
     inbound: InboundSender,
     stats: Arc<TransportStats>,
+    remote_leaders: RemoteLeaders,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut from: Option<NodeId> = None;
@@ -216,6 +235,19 @@ async fn serve_peer(
                             stats.inbound_dropped.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+                    }
+                }
+                Ok(Some(PeerFrame::Leaders(led))) => {
+                    let Some(f) = from else {
+                        tracing::error!(%remote, "peer sent leaders before Hello; closing");
+                        return;
+                    };
+                    let mut known = remote_leaders.write().expect("leaders lock poisoned");
+                    for (group, term) in led {
+                        let e = known.entry(ShardId(group)).or_insert((f, term));
+                        if term >= e.1 {
+                            *e = (f, term);
+                        }
                     }
                 }
                 Ok(None) => break,

@@ -25,6 +25,7 @@ pub const WIRE_VERSION: u16 = 1;
 
 const FRAME_HELLO: u8 = 1;
 const FRAME_BATCH: u8 = 2;
+const FRAME_LEADERS: u8 = 3;
 
 /// One frame of the peer protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +40,9 @@ pub enum PeerFrame {
     },
     /// Messages of one driver round for one peer.
     Batch(Vec<(GroupWireId, Message)>),
+    /// The groups the sender leads, with their terms: sent once a heartbeat interval so that a
+    /// node learns the leaders of shards it does not host (for `-MOVED` and `CLUSTER` replies).
+    Leaders(Vec<(GroupWireId, Term)>),
 }
 
 /// Why a frame could not be decoded.
@@ -83,6 +87,14 @@ pub fn encode_frame(frame: &PeerFrame, out: &mut BytesMut) {
             for (group, msg) in msgs {
                 out.put_u32(*group);
                 encode_message(msg, out);
+            }
+        }
+        PeerFrame::Leaders(led) => {
+            out.put_u8(FRAME_LEADERS);
+            out.put_u32(led.len() as u32);
+            for (group, term) in led {
+                out.put_u32(*group);
+                out.put_u64(term.0);
             }
         }
     }
@@ -136,6 +148,17 @@ fn decode_payload(b: &mut Bytes) -> Result<PeerFrame, WireError> {
                 msgs.push((group, decode_message(b)?));
             }
             Ok(PeerFrame::Batch(msgs))
+        }
+        FRAME_LEADERS => {
+            let count = get_u32(b, "leaders.count")? as usize;
+            let mut led = Vec::with_capacity(count.min(b.remaining() / 12));
+            for _ in 0..count {
+                led.push((
+                    get_u32(b, "leaders.group")?,
+                    Term(get_u64(b, "leaders.term")?),
+                ));
+            }
+            Ok(PeerFrame::Leaders(led))
         }
         tag => Err(WireError::UnknownTag { what: "frame", tag }),
     }
@@ -492,6 +515,7 @@ mod tests {
                 cluster_tag: 0xfeed,
             },
             PeerFrame::Batch(sample_messages()),
+            PeerFrame::Leaders(vec![(0, Term(3)), (7, Term(9))]),
         ];
         let mut buf = BytesMut::new();
         for f in &frames {
