@@ -324,3 +324,89 @@ async fn bad_input_gets_errors_and_the_cluster_keeps_serving() {
         .await
         .expect("write after bad input");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reads_writes_and_reports_status() {
+    let c = common::start(3, 4, 10_000, &[]).await;
+    let seed = c.client_addrs()[1].to_string();
+    let kvs = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kvs"))
+            .args(args)
+            .args(["--cluster", &seed])
+            .output()
+            .expect("run kvs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(kvs(&["set", "fruit", "apple"]), (Some(0), "OK\n".into()));
+    assert_eq!(kvs(&["get", "fruit"]), (Some(0), "apple\n".into()));
+    assert_eq!(
+        kvs(&["cas", "fruit", "apple", "pear"]),
+        (Some(0), "OK\n".into())
+    );
+    assert_eq!(
+        kvs(&["cas", "fruit", "apple", "plum"]),
+        (Some(0), "(nil) value differs\n".into())
+    );
+    assert_eq!(kvs(&["get", "fruit"]), (Some(0), "pear\n".into()));
+    assert_eq!(kvs(&["del", "fruit"]), (Some(0), "(integer) 1\n".into()));
+    assert_eq!(kvs(&["get", "fruit"]), (Some(0), "(nil)\n".into()));
+    let (code, status) = kvs(&["status"]);
+    assert_eq!(code, Some(0), "{status}");
+    for shard in 0..4 {
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with(&format!("{shard} ")) && !l.contains("none")),
+            "shard {shard} has no leader in:\n{status}"
+        );
+    }
+    assert!(status.contains("all 3 nodes reachable"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_peer_port_closes_only_that_connection() {
+    let mut c = common::start(3, 1, 10_000, &[]).await;
+    let client = common::client(&c);
+    client.set(b"a", b"1").await.expect("write");
+    let peer = c.config.nodes[0].peer_addr;
+    // A frame of a plausible length but nonsense content, then a length over the limit.
+    let mut junk = vec![0, 0, 0, 5, 9, 9, 9, 9, 9];
+    junk.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    let _ = raw_exchange(peer, &junk, Duration::from_millis(200)).await;
+    assert!(c.is_running(0));
+    client
+        .set(b"a", b"2")
+        .await
+        .expect("write after junk on a peer port");
+    assert_eq!(
+        client.get(b"a").await.expect("read").as_deref(),
+        Some(&b"2"[..])
+    );
+    let log = std::fs::read_to_string(c.log_path(0)).unwrap_or_default();
+    assert!(log.contains("closing"), "the bad peer frame was not logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_local_reads_are_off_by_default_and_loud_when_on() {
+    let safe = common::start(1, 1, 10_000, &[]).await;
+    let info = raw_command(safe.client_addrs()[0], &["INFO", "server"]).await;
+    let Some(Frame::Bulk(text)) = info else {
+        panic!("INFO failed: {info:?}")
+    };
+    assert!(String::from_utf8_lossy(&text).contains("unsafe_local_reads:0"));
+    drop(safe);
+    let unsafe_cluster = common::start(1, 1, 10_000, &["--unsafe-local-reads"]).await;
+    let info = raw_command(unsafe_cluster.client_addrs()[0], &["INFO", "server"]).await;
+    let Some(Frame::Bulk(text)) = info else {
+        panic!("INFO failed: {info:?}")
+    };
+    assert!(String::from_utf8_lossy(&text).contains("unsafe_local_reads:1"));
+    let log = std::fs::read_to_string(unsafe_cluster.log_path(0)).unwrap_or_default();
+    assert!(
+        log.contains("NOT linearizable"),
+        "no loud warning in the log"
+    );
+}

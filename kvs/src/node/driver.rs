@@ -541,6 +541,18 @@ impl Driver {
         let mut view = self.view.write().expect("view lock poisoned");
         for (shard, g) in &self.groups {
             let s = g.raw.status();
+            let before = view.shards.get(shard);
+            if before.is_none_or(|b| b.role != s.role || b.term != s.term || b.leader != s.leader) {
+                tracing::info!(
+                    node = self.cfg.me.0,
+                    shard = shard.0,
+                    term = s.term.0,
+                    role = ?s.role,
+                    leader = s.leader.map_or(0, |l| l.0),
+                    commit = s.commit.0,
+                    "raft state changed"
+                );
+            }
             view.shards.insert(
                 *shard,
                 ShardView {
