@@ -189,16 +189,27 @@ impl Wal {
                 index = index.next();
                 continue;
             }
-            let loc = self.groups[&group].meta(index).expect("index is live").loc;
-            self.read_record_into_cache(group, loc)?;
-            let e = self
-                .cache
-                .get(group, index)
-                .cloned()
-                .or_else(|| self.read_uncached(group, loc, index))
-                .expect("the record holding a live entry contains it");
-            out.push(e);
-            index = index.next();
+            // Not cached: read the record holding `index` and take every wanted entry it
+            // still holds (consecutive indexes share a record).
+            let log = &self.groups[&group];
+            let loc = log.meta(index).expect("index is live").loc;
+            let Record::Entries(entries) = self.read_record(group, loc)? else {
+                return Err(self.corrupt(loc, "expected an entries record".to_string()));
+            };
+            let taken_before = out.len();
+            for e in entries {
+                if e.index == index
+                    && index < high_exclusive
+                    && log.meta(index).is_some_and(|m| m.loc == loc)
+                {
+                    assert_eq!(e.term, log.meta(index).expect("live").term, "term mismatch");
+                    out.push(e);
+                    index = index.next();
+                }
+            }
+            if out.len() == taken_before {
+                return Err(self.corrupt(loc, format!("record does not hold entry {index}")));
+            }
         }
         for (k, e) in out.iter().enumerate() {
             debug_assert_eq!(e.index.0, low.0 + k as u64);
@@ -454,28 +465,18 @@ impl Wal {
 
     fn apply(&mut self, group: GroupId, record: Record, loc: RecordLoc) {
         let log = self.groups.entry(group).or_default();
-        let dropped = match record {
+        match record {
             Record::Entries(entries) => {
-                let dropped = log
-                    .apply_entries(&entries, loc, Mode::Write)
+                log.apply_entries(&entries, loc, Mode::Write)
                     .unwrap_or_else(|why| panic!("group {group}: {why}"));
-                for e in entries {
-                    self.cache.insert(group, e);
-                }
-                dropped
+                self.cache.append(group, &entries);
             }
-            Record::HardState(hs) => {
-                log.apply_hard_state(hs);
-                None
-            }
+            Record::HardState(hs) => log.apply_hard_state(hs),
             Record::SnapshotMarker { index, term } => log.apply_snapshot_marker(index, term),
             Record::Truncate { from } => log.apply_truncate(from),
-        };
-        if let Some((from, to)) = dropped {
-            for i in from.0..=to.0 {
-                self.cache.remove(group, LogIndex(i));
-            }
         }
+        self.cache
+            .retain_range(group, log.first_index, log.last_index());
     }
 
     /// Closes the active segment (written and synced), starts the next one, re-writes every
@@ -594,34 +595,6 @@ impl Wal {
             sync_dir(&self.dir)?;
         }
         Ok(())
-    }
-
-    /// Reads the record at `loc` (from the buffer or the file), verifies it, and caches the
-    /// entries of `group` it holds that are still live at that location.
-    fn read_record_into_cache(
-        &mut self,
-        group: GroupId,
-        loc: RecordLoc,
-    ) -> Result<(), StorageError> {
-        let record = self.read_record(group, loc)?;
-        let Record::Entries(entries) = record else {
-            return Err(self.corrupt(loc, "expected an entries record".to_string()));
-        };
-        let log = &self.groups[&group];
-        for e in entries {
-            if log.meta(e.index).is_some_and(|m| m.loc == loc) {
-                self.cache.insert(group, e);
-            }
-        }
-        Ok(())
-    }
-
-    /// For an entry too large for the cache: read it straight from its record.
-    fn read_uncached(&self, group: GroupId, loc: RecordLoc, index: LogIndex) -> Option<Entry> {
-        match self.read_record(group, loc).ok()? {
-            Record::Entries(entries) => entries.into_iter().find(|e| e.index == index),
-            _ => None,
-        }
     }
 
     fn read_record(&self, group: GroupId, loc: RecordLoc) -> Result<Record, StorageError> {
