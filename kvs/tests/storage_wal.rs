@@ -6,7 +6,10 @@ mod storage_support;
 
 use bytes::Bytes;
 use kvs::raft::{Entry, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
-use kvs::storage::{dump, DumpVerdict, GroupId, SnapshotStore, StorageError, Wal, WalOptions};
+use kvs::storage::{
+    dump, known_groups, recover_group, DumpVerdict, GroupId, SnapshotStore, StorageError, Wal,
+    WalOptions,
+};
 use std::path::Path;
 use storage_support::*;
 
@@ -359,4 +362,65 @@ fn dump_lists_records_and_gives_the_verdict() {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A crash after a snapshot is saved but before the log records it: the node's start-up load
+/// brings the log up to the snapshot; a log compacted past every snapshot file is refused.
+#[test]
+fn start_up_reconciles_the_log_with_the_snapshot_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal_dir, snap_dir) = (dir.path().join("wal"), dir.path().join("snapshots"));
+    let (local, installed, lost) = (GroupId(1), GroupId(2), GroupId(3));
+    {
+        let mut wal = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+        let store = SnapshotStore::open(&snap_dir, true).unwrap();
+        for g in [local, installed, lost] {
+            wal.append_entries(g, &entries(1, 20, 1, "e")).unwrap();
+        }
+        wal.sync().unwrap();
+        // Local snapshot at 15 and an installed one at 30: saved, then the crash.
+        store.save(local, &snapshot_at(15, 1)).unwrap();
+        store.save(installed, &snapshot_at(30, 2)).unwrap();
+        // A group whose snapshot file will vanish after the log was compacted.
+        store.save(lost, &snapshot_at(10, 1)).unwrap();
+        wal.compact(lost, LogIndex(10)).unwrap();
+        wal.sync().unwrap();
+        std::fs::remove_file(snap_dir.join("00000000000000000003-00000000000000000010.snap"))
+            .unwrap();
+    }
+    let mut wal = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+    let store = SnapshotStore::open(&snap_dir, true).unwrap();
+    assert_eq!(
+        known_groups(&wal, &store).unwrap(),
+        vec![local, installed, lost]
+    );
+    let g = recover_group(&mut wal, &store, local).unwrap();
+    assert_eq!(g.snapshot.unwrap().meta.index, LogIndex(15));
+    assert_eq!(g.entries, entries(16, 5, 1, "e"));
+    let g = recover_group(&mut wal, &store, installed).unwrap();
+    assert_eq!(g.snapshot.unwrap().meta.index, LogIndex(30));
+    assert!(g.entries.is_empty());
+    assert!(matches!(
+        recover_group(&mut wal, &store, lost),
+        Err(StorageError::SnapshotMissing {
+            index: LogIndex(10),
+            ..
+        })
+    ));
+    wal.sync().unwrap();
+    drop(wal);
+    let wal = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+    assert_eq!(wal.snapshot_point(local), (LogIndex(15), Term(1)));
+    assert_eq!(wal.first_index(installed), LogIndex(31));
+}
+
+fn snapshot_at(index: u64, term: u64) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(term),
+            voters: vec![NodeId(1)],
+        },
+        data: Bytes::from(format!("state at {index}")),
+    }
 }

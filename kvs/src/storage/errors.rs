@@ -37,6 +37,15 @@ pub enum StorageError {
         /// What was wrong with it.
         reason: String,
     },
+    /// The log was compacted up to `index` but no valid snapshot file covers it: the state
+    /// machine up to there is lost.
+    #[error("group {group}: log compacted to {index} but no valid snapshot covers it")]
+    SnapshotMissing {
+        /// The group.
+        group: GroupId,
+        /// The log's snapshot point.
+        index: LogIndex,
+    },
     /// The requested entry was discarded by log compaction; ask the snapshot instead.
     #[error("group {group}: entry {index} is compacted into a snapshot")]
     Compacted {

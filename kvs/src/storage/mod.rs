@@ -11,6 +11,11 @@
 //! - [`SnapshotStore`] (`snapshot.rs`): state machine snapshots written with
 //!   temp-file/fsync/rename/dir-fsync.
 //! - [`dump`] (`dump.rs`): a read-only listing of every record and the recovery verdict.
+//! - [`recover_group`] (`node_start.rs`): what the node builds a group's Raft core from at
+//!   start, with the log and the snapshot store reconciled.
+//!
+//! Suggested layout of a node's data directory: `<data-dir>/wal/` for [`Wal::open`] and
+//! `<data-dir>/snapshots/` for [`SnapshotStore::open`]; `kvs wal dump <data-dir>` finds `wal/`.
 //!
 //! The node runtime must respect one ordering rule: a snapshot is saved with
 //! [`SnapshotStore::save`] (durable when it returns) *before* the log is told about it with
@@ -22,6 +27,7 @@ mod dump;
 mod errors;
 mod group_id;
 mod group_log;
+mod node_start;
 mod options;
 mod record;
 mod recovery;
@@ -32,6 +38,7 @@ mod wal;
 pub use dump::{dump, DumpVerdict};
 pub use errors::StorageError;
 pub use group_id::GroupId;
+pub use node_start::{known_groups, recover_group, RecoveredGroup};
 pub use options::WalOptions;
 pub use snapshot::SnapshotStore;
 pub use wal::Wal;
