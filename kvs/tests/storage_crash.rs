@@ -88,8 +88,8 @@ fn check_cut(run: &Run, len: u64, seed: u64) {
     let (pos, model) = expected_at(run, &cut);
     let (copy, wal) = open_cut(run.dir.path(), len);
     let context = format!("seed {seed}, cut {name} at {len} (KVS_STORAGE_SEED={seed} replays)");
-    let mut wal = wal.unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
-    assert_matches(&mut wal, model, &context);
+    let wal = wal.unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
+    assert_matches(&wal, model, &context);
     // The torn tail is gone from the file: it ends at the last whole record.
     let end = log_end(copy.path());
     if pos.0 == name {
@@ -159,8 +159,8 @@ fn unsynced_tail_cut_with_rolling_segments_and_garbage_collection() {
         names.dedup();
         assert!(names.len() > 5, "seed {seed}: segments did not roll");
         // Everything synced survives a full reopen.
-        let mut wal = Wal::open(run.dir.path(), test_options(4096)).unwrap();
-        assert_matches(&mut wal, &run.final_model, &format!("seed {seed}, reopen"));
+        let wal = Wal::open(run.dir.path(), test_options(4096)).unwrap();
+        assert_matches(&wal, &run.final_model, &format!("seed {seed}, reopen"));
         drop(wal);
         let low = if run.synced.0 == name {
             run.synced.1
@@ -206,13 +206,13 @@ fn bit_flips_in_the_tail_are_torn_writes_and_before_it_corruption() {
                  (KVS_STORAGE_SEED={seed} replays)"
             );
             match Wal::open(copy.path(), test_options(u64::MAX)) {
-                Ok(mut wal) => {
+                Ok(wal) => {
                     assert_eq!(
                         record_start, last_start,
                         "{context}: corruption was skipped"
                     );
                     let (_, model) = expected_at(&run, &(name.clone(), record_start));
-                    assert_matches(&mut wal, model, &context);
+                    assert_matches(&wal, model, &context);
                 }
                 Err(StorageError::Corruption {
                     path: bad_path,

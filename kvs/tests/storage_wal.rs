@@ -53,7 +53,7 @@ fn many_groups_interleaved_round_trip_across_restarts() {
         for restart in 0..6 {
             let mut wal = Wal::open(dir.path(), options.clone()).unwrap();
             let context = format!("seed {seed}, restart {restart}");
-            assert_matches(&mut wal, &model, &context);
+            assert_matches(&wal, &model, &context);
             for step in 0..300 {
                 random_step(&mut rng, shape, &mut wal, &mut model);
                 if step % 7 == 6 {
@@ -61,7 +61,7 @@ fn many_groups_interleaved_round_trip_across_restarts() {
                 }
             }
             // Reads before the sync see the appended, not yet durable, state too.
-            assert_matches(&mut wal, &model, &format!("{context}, before sync"));
+            assert_matches(&wal, &model, &format!("{context}, before sync"));
             wal.sync().unwrap();
         }
     }
@@ -104,7 +104,7 @@ fn replaced_uncommitted_suffix_survives_restart() {
     wal.append_entries(g, &entries(7, 3, 3, "newest")).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let mut wal = Wal::open(dir.path(), options).unwrap();
+    let wal = Wal::open(dir.path(), options).unwrap();
     let got = wal.entries(g, LogIndex(1), LogIndex(10)).unwrap();
     assert_eq!(&got[5..6], &entries(6, 1, 3, "newer")[..]);
     assert_eq!(&got[6..], &entries(7, 3, 3, "newest")[..]);
@@ -114,6 +114,10 @@ fn replaced_uncommitted_suffix_survives_restart() {
 fn reads_outside_the_log_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    assert!(matches!(
+        Wal::open(dir.path(), WalOptions::default()),
+        Err(StorageError::Locked { .. })
+    ));
     let g = GroupId(1);
     wal.append_entries(g, &entries(1, 10, 1, "x")).unwrap();
     wal.compact(g, LogIndex(4)).unwrap();
@@ -263,7 +267,7 @@ fn steady_load_with_snapshots_keeps_disk_use_bounded() {
         "disk grew to {peak_bytes}"
     );
     drop(wal);
-    let mut wal = Wal::open(&wal_dir, options).unwrap();
+    let wal = Wal::open(&wal_dir, options).unwrap();
     assert_eq!(wal.hard_state(idle), idle_hs);
     assert_eq!(
         wal.entries(idle, LogIndex(1), LogIndex(4)).unwrap(),

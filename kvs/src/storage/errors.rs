@@ -18,6 +18,12 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// Another open log (in this or another process) holds the directory's lock.
+    #[error("write-ahead log directory is in use: {} is locked", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A record of the log failed its checksum or could not be decoded, and it is not a torn tail
     /// (see `recovery.rs` for the rule), or the log's records contradict each other.
     #[error("corrupt write-ahead log: {} at byte offset {offset_bytes}: {reason}", path.display())]

@@ -23,6 +23,7 @@
 //! snapshot covers.
 
 mod cache;
+mod dir_lock;
 mod dump;
 mod errors;
 mod group_id;

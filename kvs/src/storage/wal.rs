@@ -19,6 +19,7 @@
 //! entries copied forward so that an idle group cannot pin the disk forever.
 
 use super::cache::EntryCache;
+use super::dir_lock::DirLock;
 use super::group_log::{GroupLog, Mode, RecordLoc};
 use super::record::{self, Frame, Record};
 use super::recovery::{self, create_segment, sync_dir};
@@ -54,6 +55,7 @@ pub struct Wal {
     groups: HashMap<GroupId, GroupLog>,
     cache: EntryCache,
     scratch: Vec<u8>,
+    _lock: DirLock,
 }
 
 impl Wal {
@@ -62,13 +64,15 @@ impl Wal {
     ///
     /// # Errors
     /// `Corruption` naming the file and byte offset when a record other than a torn tail fails
-    /// its checksum or the records contradict each other; `Io` when the directory or a file
-    /// cannot be used.
+    /// its checksum or the records contradict each other; `Locked` when another open log holds
+    /// the directory; `Io` when the directory or a file cannot be used.
     pub fn open(dir: &Path, options: WalOptions) -> Result<Wal, StorageError> {
         assert!(
             options.segment_bytes_max > 0,
             "segment_bytes_max must be positive"
         );
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        let lock = DirLock::acquire(dir)?;
         let recovered = recovery::recover(dir, &options)?;
         if recovered.created_first_segment && options.fsync {
             sync_dir(dir)?;
@@ -97,6 +101,7 @@ impl Wal {
             groups: recovered.groups,
             cache: recovered.cache,
             scratch: Vec::new(),
+            _lock: lock,
         })
     }
 
@@ -166,7 +171,7 @@ impl Wal {
     /// # Panics
     /// If `low > high_exclusive`.
     pub fn entries(
-        &mut self,
+        &self,
         group: GroupId,
         low: LogIndex,
         high_exclusive: LogIndex,

@@ -163,7 +163,7 @@ pub fn random_step(rng: &mut Rng, shape: WorkloadShape, wal: &mut Wal, model: &m
 }
 
 /// Asserts that `wal` holds exactly what `model` says; `context` is printed on failure.
-pub fn assert_matches(wal: &mut Wal, model: &Model, context: &str) {
+pub fn assert_matches(wal: &Wal, model: &Model, context: &str) {
     let mut all: Vec<GroupId> = wal.groups();
     all.extend(model.groups.keys().copied());
     all.sort();
