@@ -428,3 +428,38 @@ fn snapshot_at(index: u64, term: u64) -> Snapshot {
         data: Bytes::from(format!("state at {index}")),
     }
 }
+
+/// A batch larger than one record is split into several; an overwrite that spans records and
+/// segments still replays to exactly the new log.
+#[test]
+fn large_batches_split_into_records_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        segment_bytes_max: 4096,
+        record_bytes_max: 1024,
+        entry_cache_bytes_max: 0,
+        ..WalOptions::default()
+    };
+    let g = GroupId(5);
+    let mut expected = entries(1, 300, 1, "first");
+    {
+        let mut wal = Wal::open(dir.path(), options.clone()).unwrap();
+        wal.append_entries(g, &expected).unwrap();
+        wal.append_entries(g, &entries(101, 150, 2, "second"))
+            .unwrap();
+        wal.sync().unwrap();
+        assert!(wal.segment_count() > 2);
+        expected.truncate(100);
+        expected.extend(entries(101, 150, 2, "second"));
+        assert_eq!(
+            wal.entries(g, LogIndex(1), LogIndex(251)).unwrap(),
+            expected
+        );
+    }
+    let wal = Wal::open(dir.path(), options).unwrap();
+    assert_eq!(wal.last_index(g), LogIndex(250));
+    assert_eq!(
+        wal.entries(g, LogIndex(1), LogIndex(251)).unwrap(),
+        expected
+    );
+}

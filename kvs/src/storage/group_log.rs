@@ -188,6 +188,14 @@ impl GroupLog {
                 self.first_index, self.snapshot_index
             ));
         }
+        let mut term = self.snapshot_term;
+        for (k, m) in self.entries.iter().enumerate() {
+            if m.term < term {
+                let index = self.first_index.0 + k as u64;
+                return Err(format!("term goes down at index {index}"));
+            }
+            term = m.term;
+        }
         Ok(())
     }
 }
