@@ -26,6 +26,7 @@ use super::recovery::{self, create_segment, sync_dir};
 use super::segment::SegmentSeq;
 use super::{GroupId, StorageError, WalOptions};
 use crate::raft::{Entry, HardState, LogIndex, SnapshotMeta, Term};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
@@ -54,7 +55,6 @@ pub struct Wal {
     rolling: bool,
     groups: HashMap<GroupId, GroupLog>,
     cache: EntryCache,
-    scratch: Vec<u8>,
     _lock: DirLock,
 }
 
@@ -100,7 +100,6 @@ impl Wal {
             rolling: false,
             groups: recovered.groups,
             cache: recovered.cache,
-            scratch: Vec::new(),
             _lock: lock,
         })
     }
@@ -202,7 +201,7 @@ impl Wal {
                 return Err(self.corrupt(loc, "expected an entries record".to_string()));
             };
             let taken_before = out.len();
-            for e in entries {
+            for e in entries.into_owned() {
                 if e.index == index
                     && index < high_exclusive
                     && log.meta(index).is_some_and(|m| m.loc == loc)
@@ -286,7 +285,7 @@ impl Wal {
                 "entry {} of {bytes} bytes exceeds record_bytes_max",
                 entries[start].index
             );
-            self.write(group, Record::Entries(entries[start..end].to_vec()))?;
+            self.write(group, Record::Entries(Cow::Borrowed(&entries[start..end])))?;
             start = end;
         }
         Ok(())
@@ -441,10 +440,8 @@ impl Wal {
 
     /// Encodes `record`, appends it to the active segment (rolling first when full) and applies
     /// it to the group's in-memory state.
-    fn write(&mut self, group: GroupId, record: Record) -> Result<(), StorageError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let len = record::encode(group, &record, &mut scratch);
+    fn write(&mut self, group: GroupId, record: Record<'_>) -> Result<(), StorageError> {
+        let len = record.encoded_len();
         assert!(
             len <= self.options.record_bytes_max as usize,
             "record too large"
@@ -458,27 +455,26 @@ impl Wal {
             offset_bytes: self.active().len_bytes + self.pending.len() as u64,
             len_bytes: u32::try_from(len).expect("bounded"),
         };
-        self.pending.extend_from_slice(&scratch);
-        self.scratch = scratch;
+        record::encode(group, &record, &mut self.pending);
         self.dirty = true;
-        self.apply(group, record, loc);
+        self.apply(group, &record, loc);
         if self.pending.len() >= self.options.write_buffer_bytes_max {
             self.flush()?;
         }
         Ok(())
     }
 
-    fn apply(&mut self, group: GroupId, record: Record, loc: RecordLoc) {
+    fn apply(&mut self, group: GroupId, record: &Record<'_>, loc: RecordLoc) {
         let log = self.groups.entry(group).or_default();
         match record {
             Record::Entries(entries) => {
-                log.apply_entries(&entries, loc, Mode::Write)
+                log.apply_entries(entries, loc, Mode::Write)
                     .unwrap_or_else(|why| panic!("group {group}: {why}"));
-                self.cache.append(group, &entries);
+                self.cache.append(group, entries);
             }
-            Record::HardState(hs) => log.apply_hard_state(hs),
-            Record::SnapshotMarker { index, term } => log.apply_snapshot_marker(index, term),
-            Record::Truncate { from } => log.apply_truncate(from),
+            Record::HardState(hs) => log.apply_hard_state(*hs),
+            Record::SnapshotMarker { index, term } => log.apply_snapshot_marker(*index, *term),
+            Record::Truncate { from } => log.apply_truncate(*from),
         }
         self.cache
             .retain_range(group, log.first_index, log.last_index());
@@ -602,7 +598,7 @@ impl Wal {
         Ok(())
     }
 
-    fn read_record(&self, group: GroupId, loc: RecordLoc) -> Result<Record, StorageError> {
+    fn read_record(&self, group: GroupId, loc: RecordLoc) -> Result<Record<'static>, StorageError> {
         let segment = self
             .segments
             .get(&loc.segment)
