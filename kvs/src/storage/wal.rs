@@ -66,10 +66,17 @@ impl Wal {
     /// `Corruption` naming the file and byte offset when a record other than a torn tail fails
     /// its checksum or the records contradict each other; `Locked` when another open log holds
     /// the directory; `Io` when the directory or a file cannot be used.
+    ///
+    /// # Panics
+    /// If `options.segment_bytes_max` is 0 or `options.record_bytes_max` is below 1 KiB.
     pub fn open(dir: &Path, options: WalOptions) -> Result<Wal, StorageError> {
         assert!(
             options.segment_bytes_max > 0,
             "segment_bytes_max must be positive"
+        );
+        assert!(
+            options.record_bytes_max >= 1024,
+            "record_bytes_max must be at least 1 KiB"
         );
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
         let lock = DirLock::acquire(dir)?;

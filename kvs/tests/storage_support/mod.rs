@@ -241,3 +241,33 @@ pub fn log_end(dir: &Path) -> (String, u64) {
         len,
     )
 }
+
+/// What `wal` holds, as a model (groups with nothing in them left out).
+pub fn model_of(wal: &Wal) -> Model {
+    let mut model = Model::default();
+    for group in wal.groups() {
+        let g = GroupModel {
+            hard_state: wal.hard_state(group),
+            snapshot: wal.snapshot_point(group),
+            entries: wal
+                .entries(group, wal.first_index(group), wal.last_index(group).next())
+                .unwrap(),
+        };
+        if g != GroupModel::default() {
+            model.groups.insert(group, g);
+        }
+    }
+    model
+}
+
+/// `model` without groups that hold nothing.
+pub fn normalized(model: &Model) -> Model {
+    Model {
+        groups: model
+            .groups
+            .iter()
+            .filter(|(_, g)| **g != GroupModel::default())
+            .map(|(k, g)| (*k, g.clone()))
+            .collect(),
+    }
+}
