@@ -18,6 +18,13 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// An earlier write or sync of this log failed; nothing more is written (a failed fsync
+    /// cannot be retried safely). Reopen the log to recover what is on disk.
+    #[error("write-ahead log {} stopped after an earlier I/O failure", path.display())]
+    Failed {
+        /// The log directory.
+        path: PathBuf,
+    },
     /// Another open log (in this or another process) holds the directory's lock.
     #[error("write-ahead log directory is in use: {} is locked", path.display())]
     Locked {

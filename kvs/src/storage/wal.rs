@@ -53,6 +53,9 @@ pub struct Wal {
     dirty: bool,
     // True while a segment roll is copying entries forward (no nested copy-forward).
     rolling: bool,
+    // Set by the first failed write or sync: what reached the disk is unknown from then on
+    // (a failed fsync cannot be retried safely), so every later write or sync fails.
+    failed: bool,
     groups: HashMap<GroupId, GroupLog>,
     cache: EntryCache,
     _lock: DirLock,
@@ -105,6 +108,7 @@ impl Wal {
             pending: Vec::new(),
             dirty: false,
             rolling: false,
+            failed: false,
             groups: recovered.groups,
             cache: recovered.cache,
             _lock: lock,
@@ -386,8 +390,15 @@ impl Wal {
     ///
     /// # Errors
     /// `Io` when writing or syncing fails; the node must then stop (what reached the disk is
-    /// unknown).
+    /// unknown), and every later write or sync returns `Failed`.
     pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_not_failed()?;
+        let result = self.sync_and_collect();
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn sync_and_collect(&mut self) -> Result<(), StorageError> {
         if self.dirty {
             self.flush()?;
             if self.options.fsync {
@@ -448,6 +459,22 @@ impl Wal {
     /// Encodes `record`, appends it to the active segment (rolling first when full) and applies
     /// it to the group's in-memory state.
     fn write(&mut self, group: GroupId, record: Record<'_>) -> Result<(), StorageError> {
+        self.check_not_failed()?;
+        let result = self.write_unchecked(group, record);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn check_not_failed(&self) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write_unchecked(&mut self, group: GroupId, record: Record<'_>) -> Result<(), StorageError> {
         let len = record.encoded_len();
         assert!(
             len <= self.options.record_bytes_max as usize,
