@@ -228,3 +228,41 @@ fn bit_flips_in_the_tail_are_torn_writes_and_before_it_corruption() {
         }
     }
 }
+
+#[test]
+fn any_flipped_bit_in_an_earlier_segment_is_corruption() {
+    for seed in seeds(4) {
+        println!("seed {seed}");
+        let shape = WorkloadShape {
+            compact_percent: 0, // nothing compacted: every segment stays
+            install_percent: 0,
+            ..WIDE
+        };
+        let run = run_workload(seed, shape, 4096, 200, 8, 0);
+        let files = segment_files(run.dir.path());
+        assert!(files.len() > 2, "seed {seed}: segments did not roll");
+        let mut rng = Rng::new(seed ^ 0xABCD);
+        for _ in 0..30 {
+            let victim = rng.below(files.len() as u64 - 1) as usize;
+            let copy = tempfile::tempdir().unwrap();
+            copy_dir(run.dir.path(), copy.path());
+            let path = copy.path().join(files[victim].file_name().unwrap());
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = rng.below(bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << rng.below(8);
+            std::fs::write(&path, &bytes).unwrap();
+            match Wal::open(copy.path(), test_options(4096)) {
+                Err(StorageError::Corruption {
+                    path: bad_path,
+                    offset_bytes,
+                    ..
+                }) => {
+                    assert_eq!(bad_path, path, "seed {seed}");
+                    assert!(offset_bytes <= at as u64, "seed {seed}");
+                }
+                Ok(_) => panic!("seed {seed}: flip at {at} of {} skipped", path.display()),
+                Err(e) => panic!("seed {seed}: unexpected {e}"),
+            }
+        }
+    }
+}
