@@ -88,8 +88,8 @@ fn check_cut(run: &Run, len: u64, seed: u64) {
     let (pos, model) = expected_at(run, &cut);
     let (copy, wal) = open_cut(run.dir.path(), len);
     let context = format!("seed {seed}, cut {name} at {len} (KVS_STORAGE_SEED={seed} replays)");
-    let mut wal = wal.unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
-    assert_matches(&mut wal, model, &context);
+    let wal = wal.unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
+    assert_matches(&wal, model, &context);
     // The torn tail is gone from the file: it ends at the last whole record.
     let end = log_end(copy.path());
     if pos.0 == name {
@@ -159,8 +159,8 @@ fn unsynced_tail_cut_with_rolling_segments_and_garbage_collection() {
         names.dedup();
         assert!(names.len() > 5, "seed {seed}: segments did not roll");
         // Everything synced survives a full reopen.
-        let mut wal = Wal::open(run.dir.path(), test_options(4096)).unwrap();
-        assert_matches(&mut wal, &run.final_model, &format!("seed {seed}, reopen"));
+        let wal = Wal::open(run.dir.path(), test_options(4096)).unwrap();
+        assert_matches(&wal, &run.final_model, &format!("seed {seed}, reopen"));
         drop(wal);
         let low = if run.synced.0 == name {
             run.synced.1
@@ -206,13 +206,13 @@ fn bit_flips_in_the_tail_are_torn_writes_and_before_it_corruption() {
                  (KVS_STORAGE_SEED={seed} replays)"
             );
             match Wal::open(copy.path(), test_options(u64::MAX)) {
-                Ok(mut wal) => {
+                Ok(wal) => {
                     assert_eq!(
                         record_start, last_start,
                         "{context}: corruption was skipped"
                     );
                     let (_, model) = expected_at(&run, &(name.clone(), record_start));
-                    assert_matches(&mut wal, model, &context);
+                    assert_matches(&wal, model, &context);
                 }
                 Err(StorageError::Corruption {
                     path: bad_path,
@@ -224,6 +224,44 @@ fn bit_flips_in_the_tail_are_torn_writes_and_before_it_corruption() {
                     assert_eq!(offset_bytes, record_start, "{context}");
                 }
                 Err(e) => panic!("{context}: unexpected error {e}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn any_flipped_bit_in_an_earlier_segment_is_corruption() {
+    for seed in seeds(4) {
+        println!("seed {seed}");
+        let shape = WorkloadShape {
+            compact_percent: 0, // nothing compacted: every segment stays
+            install_percent: 0,
+            ..WIDE
+        };
+        let run = run_workload(seed, shape, 4096, 200, 8, 0);
+        let files = segment_files(run.dir.path());
+        assert!(files.len() > 2, "seed {seed}: segments did not roll");
+        let mut rng = Rng::new(seed ^ 0xABCD);
+        for _ in 0..30 {
+            let victim = rng.below(files.len() as u64 - 1) as usize;
+            let copy = tempfile::tempdir().unwrap();
+            copy_dir(run.dir.path(), copy.path());
+            let path = copy.path().join(files[victim].file_name().unwrap());
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = rng.below(bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << rng.below(8);
+            std::fs::write(&path, &bytes).unwrap();
+            match Wal::open(copy.path(), test_options(4096)) {
+                Err(StorageError::Corruption {
+                    path: bad_path,
+                    offset_bytes,
+                    ..
+                }) => {
+                    assert_eq!(bad_path, path, "seed {seed}");
+                    assert!(offset_bytes <= at as u64, "seed {seed}");
+                }
+                Ok(_) => panic!("seed {seed}: flip at {at} of {} skipped", path.display()),
+                Err(e) => panic!("seed {seed}: unexpected {e}"),
             }
         }
     }

@@ -6,7 +6,10 @@ mod storage_support;
 
 use bytes::Bytes;
 use kvs::raft::{Entry, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
-use kvs::storage::{dump, DumpVerdict, GroupId, SnapshotStore, StorageError, Wal, WalOptions};
+use kvs::storage::{
+    dump, known_groups, recover_group, DumpVerdict, GroupId, SnapshotStore, StorageError, Wal,
+    WalOptions,
+};
 use std::path::Path;
 use storage_support::*;
 
@@ -50,7 +53,7 @@ fn many_groups_interleaved_round_trip_across_restarts() {
         for restart in 0..6 {
             let mut wal = Wal::open(dir.path(), options.clone()).unwrap();
             let context = format!("seed {seed}, restart {restart}");
-            assert_matches(&mut wal, &model, &context);
+            assert_matches(&wal, &model, &context);
             for step in 0..300 {
                 random_step(&mut rng, shape, &mut wal, &mut model);
                 if step % 7 == 6 {
@@ -58,7 +61,7 @@ fn many_groups_interleaved_round_trip_across_restarts() {
                 }
             }
             // Reads before the sync see the appended, not yet durable, state too.
-            assert_matches(&mut wal, &model, &format!("{context}, before sync"));
+            assert_matches(&wal, &model, &format!("{context}, before sync"));
             wal.sync().unwrap();
         }
     }
@@ -101,7 +104,7 @@ fn replaced_uncommitted_suffix_survives_restart() {
     wal.append_entries(g, &entries(7, 3, 3, "newest")).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let mut wal = Wal::open(dir.path(), options).unwrap();
+    let wal = Wal::open(dir.path(), options).unwrap();
     let got = wal.entries(g, LogIndex(1), LogIndex(10)).unwrap();
     assert_eq!(&got[5..6], &entries(6, 1, 3, "newer")[..]);
     assert_eq!(&got[6..], &entries(7, 3, 3, "newest")[..]);
@@ -111,6 +114,10 @@ fn replaced_uncommitted_suffix_survives_restart() {
 fn reads_outside_the_log_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut wal = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    assert!(matches!(
+        Wal::open(dir.path(), WalOptions::default()),
+        Err(StorageError::Locked { .. })
+    ));
     let g = GroupId(1);
     wal.append_entries(g, &entries(1, 10, 1, "x")).unwrap();
     wal.compact(g, LogIndex(4)).unwrap();
@@ -260,7 +267,7 @@ fn steady_load_with_snapshots_keeps_disk_use_bounded() {
         "disk grew to {peak_bytes}"
     );
     drop(wal);
-    let mut wal = Wal::open(&wal_dir, options).unwrap();
+    let wal = Wal::open(&wal_dir, options).unwrap();
     assert_eq!(wal.hard_state(idle), idle_hs);
     assert_eq!(
         wal.entries(idle, LogIndex(1), LogIndex(4)).unwrap(),
@@ -359,4 +366,100 @@ fn dump_lists_records_and_gives_the_verdict() {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A crash after a snapshot is saved but before the log records it: the node's start-up load
+/// brings the log up to the snapshot; a log compacted past every snapshot file is refused.
+#[test]
+fn start_up_reconciles_the_log_with_the_snapshot_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal_dir, snap_dir) = (dir.path().join("wal"), dir.path().join("snapshots"));
+    let (local, installed, lost) = (GroupId(1), GroupId(2), GroupId(3));
+    {
+        let mut wal = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+        let store = SnapshotStore::open(&snap_dir, true).unwrap();
+        for g in [local, installed, lost] {
+            wal.append_entries(g, &entries(1, 20, 1, "e")).unwrap();
+        }
+        wal.sync().unwrap();
+        // Local snapshot at 15 and an installed one at 30: saved, then the crash.
+        store.save(local, &snapshot_at(15, 1)).unwrap();
+        store.save(installed, &snapshot_at(30, 2)).unwrap();
+        // A group whose snapshot file will vanish after the log was compacted.
+        store.save(lost, &snapshot_at(10, 1)).unwrap();
+        wal.compact(lost, LogIndex(10)).unwrap();
+        wal.sync().unwrap();
+        std::fs::remove_file(snap_dir.join("00000000000000000003-00000000000000000010.snap"))
+            .unwrap();
+    }
+    let mut wal = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+    let store = SnapshotStore::open(&snap_dir, true).unwrap();
+    assert_eq!(
+        known_groups(&wal, &store).unwrap(),
+        vec![local, installed, lost]
+    );
+    let g = recover_group(&mut wal, &store, local).unwrap();
+    assert_eq!(g.snapshot.unwrap().meta.index, LogIndex(15));
+    assert_eq!(g.entries, entries(16, 5, 1, "e"));
+    let g = recover_group(&mut wal, &store, installed).unwrap();
+    assert_eq!(g.snapshot.unwrap().meta.index, LogIndex(30));
+    assert!(g.entries.is_empty());
+    assert!(matches!(
+        recover_group(&mut wal, &store, lost),
+        Err(StorageError::SnapshotMissing {
+            index: LogIndex(10),
+            ..
+        })
+    ));
+    wal.sync().unwrap();
+    drop(wal);
+    let wal = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+    assert_eq!(wal.snapshot_point(local), (LogIndex(15), Term(1)));
+    assert_eq!(wal.first_index(installed), LogIndex(31));
+}
+
+fn snapshot_at(index: u64, term: u64) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(term),
+            voters: vec![NodeId(1)],
+        },
+        data: Bytes::from(format!("state at {index}")),
+    }
+}
+
+/// A batch larger than one record is split into several; an overwrite that spans records and
+/// segments still replays to exactly the new log.
+#[test]
+fn large_batches_split_into_records_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        segment_bytes_max: 4096,
+        record_bytes_max: 1024,
+        entry_cache_bytes_max: 0,
+        ..WalOptions::default()
+    };
+    let g = GroupId(5);
+    let mut expected = entries(1, 300, 1, "first");
+    {
+        let mut wal = Wal::open(dir.path(), options.clone()).unwrap();
+        wal.append_entries(g, &expected).unwrap();
+        wal.append_entries(g, &entries(101, 150, 2, "second"))
+            .unwrap();
+        wal.sync().unwrap();
+        assert!(wal.segment_count() > 2);
+        expected.truncate(100);
+        expected.extend(entries(101, 150, 2, "second"));
+        assert_eq!(
+            wal.entries(g, LogIndex(1), LogIndex(251)).unwrap(),
+            expected
+        );
+    }
+    let wal = Wal::open(dir.path(), options).unwrap();
+    assert_eq!(wal.last_index(g), LogIndex(250));
+    assert_eq!(
+        wal.entries(g, LogIndex(1), LogIndex(251)).unwrap(),
+        expected
+    );
 }

@@ -1,80 +1,134 @@
-//! A cache of recently appended or read entries, bounded by payload bytes, evicting the oldest
-//! insertion first. Pure memory; no I/O.
+//! A cache of each group's most recent entries, bounded by bytes. Pure memory; no I/O.
+//!
+//! Per group it holds a contiguous run of live entries ending at the group's last index (the
+//! entries a leader sends to followers that keep up, and what a restarted node loads first).
+//! Appends go to the back; when the cache is over its byte bound, the oldest entries of the
+//! largest groups are evicted first. No hashing per entry: an append is a few `push_back`s.
 
 use super::GroupId;
 use crate::raft::{Entry, LogIndex};
 use std::collections::{HashMap, VecDeque};
 
-/// Recently used entries keyed by (group, index).
+/// Recent entries per group.
 #[derive(Debug)]
 pub(crate) struct EntryCache {
-    // Invariant: `bytes` is the sum of `Entry::size_bytes` over `entries`, and
-    // `bytes <= bytes_max` after every public call.
-    entries: HashMap<(GroupId, LogIndex), (Entry, u64)>,
-    // Insertion order with a generation number; a key whose generation no longer matches the
-    // map's was removed or replaced since and is skipped on eviction.
-    order: VecDeque<(GroupId, LogIndex, u64)>,
+    // Invariant: every run holds consecutive indexes; `bytes` is the sum of
+    // `Entry::size_bytes` over all runs; `bytes <= bytes_max` after every call.
+    runs: HashMap<GroupId, Run>,
     bytes: u64,
     bytes_max: u64,
-    generation_next: u64,
+}
+
+#[derive(Debug, Default)]
+struct Run {
+    entries: VecDeque<Entry>,
+    bytes: u64,
+}
+
+impl Run {
+    fn position(&self, index: LogIndex) -> Option<usize> {
+        let front = self.entries.front()?.index;
+        let offset = usize::try_from(index.0.checked_sub(front.0)?).ok()?;
+        (offset < self.entries.len()).then_some(offset)
+    }
+
+    fn pop_front(&mut self) -> u64 {
+        let e = self.entries.pop_front().expect("non-empty run");
+        self.bytes -= e.size_bytes();
+        e.size_bytes()
+    }
+
+    fn pop_back(&mut self) -> u64 {
+        let e = self.entries.pop_back().expect("non-empty run");
+        self.bytes -= e.size_bytes();
+        e.size_bytes()
+    }
 }
 
 impl EntryCache {
     /// An empty cache holding at most `bytes_max` bytes of entries.
     pub(crate) fn new(bytes_max: u64) -> EntryCache {
         EntryCache {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
+            runs: HashMap::new(),
             bytes: 0,
             bytes_max,
-            generation_next: 0,
         }
     }
 
     /// The cached entry at (group, index), if any.
     pub(crate) fn get(&self, group: GroupId, index: LogIndex) -> Option<&Entry> {
-        self.entries.get(&(group, index)).map(|(e, _)| e)
+        let run = self.runs.get(&group)?;
+        run.position(index).map(|k| &run.entries[k])
     }
 
-    /// Caches `entry` (replacing any entry cached at its index), evicting the oldest.
-    pub(crate) fn insert(&mut self, group: GroupId, entry: Entry) {
-        if entry.size_bytes() > self.bytes_max {
-            self.remove(group, entry.index);
+    /// Mirrors an append of consecutive `entries` to the group's log: entries at and after
+    /// the first one's index are replaced; a run that does not touch the new entries is
+    /// dropped.
+    pub(crate) fn append(&mut self, group: GroupId, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
             return;
-        }
-        let generation = self.generation_next;
-        self.generation_next += 1;
-        self.bytes += entry.size_bytes();
-        let key = (group, entry.index);
-        if let Some((old, _)) = self.entries.insert(key, (entry, generation)) {
-            self.bytes -= old.size_bytes();
-        }
-        self.order.push_back((key.0, key.1, generation));
-        while self.bytes > self.bytes_max {
-            let (g, i, gen) = self.order.pop_front().expect("bytes > 0 means entries");
-            if self
-                .entries
-                .get(&(g, i))
-                .is_some_and(|(_, live)| *live == gen)
-            {
-                let (old, _) = self.entries.remove(&(g, i)).expect("just seen");
-                self.bytes -= old.size_bytes();
+        };
+        let run = self.runs.entry(group).or_default();
+        let attaches = match (run.entries.front(), run.entries.back()) {
+            (Some(front), Some(back)) => {
+                first.index > front.index && first.index <= back.index.next()
+            }
+            _ => true,
+        };
+        let mut freed = 0;
+        if attaches {
+            while run.entries.back().is_some_and(|e| e.index >= first.index) {
+                freed += run.pop_back();
+            }
+        } else {
+            while !run.entries.is_empty() {
+                freed += run.pop_back();
             }
         }
-        // Keep the order queue from growing with stale keys (removals do not touch it).
-        if self.order.len() > 2 * self.entries.len() + 1024 {
-            let entries = &self.entries;
-            self.order
-                .retain(|(g, i, gen)| entries.get(&(*g, *i)).is_some_and(|(_, live)| live == gen));
+        for e in entries {
+            run.bytes += e.size_bytes();
+            run.entries.push_back(e.clone());
         }
-        debug_assert!(self.bytes <= self.bytes_max);
+        self.bytes = self.bytes - freed + entries.iter().map(Entry::size_bytes).sum::<u64>();
+        self.evict(group);
     }
 
-    /// Forgets the entry at (group, index).
-    pub(crate) fn remove(&mut self, group: GroupId, index: LogIndex) {
-        if let Some((old, _)) = self.entries.remove(&(group, index)) {
-            self.bytes -= old.size_bytes();
+    /// Drops the group's cached entries outside `first..=last` (after a truncation, a
+    /// compaction or a snapshot).
+    pub(crate) fn retain_range(&mut self, group: GroupId, first: LogIndex, last: LogIndex) {
+        let Some(run) = self.runs.get_mut(&group) else {
+            return;
+        };
+        let mut freed = 0;
+        while run.entries.front().is_some_and(|e| e.index < first) {
+            freed += run.pop_front();
         }
+        while run.entries.back().is_some_and(|e| e.index > last) {
+            freed += run.pop_back();
+        }
+        self.bytes -= freed;
+    }
+
+    /// Evicts oldest entries until within the bound: first from `group` while it holds more
+    /// than an even share, then from the largest runs.
+    fn evict(&mut self, group: GroupId) {
+        if self.bytes <= self.bytes_max {
+            return;
+        }
+        let share = self.bytes_max / self.runs.len() as u64;
+        let run = self.runs.get_mut(&group).expect("just appended");
+        while self.bytes > self.bytes_max && run.bytes > share {
+            self.bytes -= run.pop_front();
+        }
+        while self.bytes > self.bytes_max {
+            let largest = self
+                .runs
+                .values_mut()
+                .max_by_key(|r| r.bytes)
+                .expect("bytes > 0 means a run");
+            self.bytes -= largest.pop_front();
+        }
+        debug_assert!(self.bytes <= self.bytes_max);
     }
 }
 
@@ -84,25 +138,51 @@ mod tests {
     use crate::raft::{EntryKind, Term};
     use bytes::Bytes;
 
-    fn entry(index: u64) -> Entry {
+    fn entry(index: u64, term: u64) -> Entry {
         Entry {
-            term: Term(1),
+            term: Term(term),
             index: LogIndex(index),
             kind: EntryKind::Normal,
-            data: Bytes::from(vec![0u8; 76]),
+            data: Bytes::from(vec![0u8; 76]), // 100 bytes with the header estimate
         }
+    }
+
+    fn run(first: u64, count: u64, term: u64) -> Vec<Entry> {
+        (first..first + count).map(|i| entry(i, term)).collect()
     }
 
     #[test]
     fn evicts_oldest_first_within_the_byte_bound() {
-        let mut cache = EntryCache::new(300); // three 100-byte entries
-        for i in 1..=5 {
-            cache.insert(GroupId(1), entry(i));
-        }
+        let mut cache = EntryCache::new(300); // three entries
+        cache.append(GroupId(1), &run(1, 5, 1));
         assert!(cache.get(GroupId(1), LogIndex(2)).is_none());
         assert!(cache.get(GroupId(1), LogIndex(3)).is_some());
         assert!(cache.get(GroupId(1), LogIndex(5)).is_some());
-        cache.remove(GroupId(1), LogIndex(5));
-        assert!(cache.get(GroupId(1), LogIndex(5)).is_none());
+        // Group 2 goes over its even share (150 bytes): its own oldest entry goes first, then
+        // the oldest of the largest run.
+        cache.append(GroupId(2), &run(1, 2, 1));
+        assert!(cache.get(GroupId(2), LogIndex(1)).is_none());
+        assert!(cache.get(GroupId(2), LogIndex(2)).is_some());
+        assert!(cache.get(GroupId(1), LogIndex(3)).is_none());
+        assert!(cache.get(GroupId(1), LogIndex(4)).is_some());
+        assert_eq!(cache.bytes, 300);
+    }
+
+    #[test]
+    fn follows_overwrites_gaps_and_compaction() {
+        let mut cache = EntryCache::new(10_000);
+        cache.append(GroupId(1), &run(1, 10, 1));
+        cache.append(GroupId(1), &run(7, 2, 2));
+        assert_eq!(cache.get(GroupId(1), LogIndex(7)).unwrap().term, Term(2));
+        assert!(cache.get(GroupId(1), LogIndex(9)).is_none());
+        cache.retain_range(GroupId(1), LogIndex(4), LogIndex(8));
+        assert!(cache.get(GroupId(1), LogIndex(3)).is_none());
+        assert!(cache.get(GroupId(1), LogIndex(4)).is_some());
+        cache.append(GroupId(1), &run(20, 1, 3));
+        assert!(cache.get(GroupId(1), LogIndex(4)).is_none());
+        assert!(cache.get(GroupId(1), LogIndex(20)).is_some());
+        cache.append(GroupId(1), &run(2, 1, 3));
+        assert!(cache.get(GroupId(1), LogIndex(20)).is_none());
+        assert_eq!(cache.bytes, 100);
     }
 }

@@ -18,6 +18,19 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// An earlier write or sync of this log failed; nothing more is written (a failed fsync
+    /// cannot be retried safely). Reopen the log to recover what is on disk.
+    #[error("write-ahead log {} stopped after an earlier I/O failure", path.display())]
+    Failed {
+        /// The log directory.
+        path: PathBuf,
+    },
+    /// Another open log (in this or another process) holds the directory's lock.
+    #[error("write-ahead log directory is in use: {} is locked", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A record of the log failed its checksum or could not be decoded, and it is not a torn tail
     /// (see `recovery.rs` for the rule), or the log's records contradict each other.
     #[error("corrupt write-ahead log: {} at byte offset {offset_bytes}: {reason}", path.display())]
@@ -36,6 +49,15 @@ pub enum StorageError {
         path: PathBuf,
         /// What was wrong with it.
         reason: String,
+    },
+    /// The log was compacted up to `index` but no valid snapshot file covers it: the state
+    /// machine up to there is lost.
+    #[error("group {group}: log compacted to {index} but no valid snapshot covers it")]
+    SnapshotMissing {
+        /// The group.
+        group: GroupId,
+        /// The log's snapshot point.
+        index: LogIndex,
     },
     /// The requested entry was discarded by log compaction; ask the snapshot instead.
     #[error("group {group}: entry {index} is compacted into a snapshot")]

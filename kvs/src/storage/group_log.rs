@@ -70,9 +70,6 @@ impl Default for GroupLog {
     }
 }
 
-/// Indexes removed from the live log's tail (for cache invalidation): `from..=to`.
-pub(crate) type Dropped = Option<(LogIndex, LogIndex)>;
-
 impl GroupLog {
     /// The index of the last live entry, or `first_index - 1` when there is none.
     pub(crate) fn last_index(&self) -> LogIndex {
@@ -93,21 +90,15 @@ impl GroupLog {
         self.entries.get(usize::try_from(offset).ok()?)
     }
 
-    fn clear_entries_from(&mut self, from: LogIndex) -> Dropped {
-        let last = self.last_index();
-        if from > last {
-            return None;
-        }
+    fn clear_entries_from(&mut self, from: LogIndex) {
         let from = from.max(self.first_index);
         let keep = (from.0 - self.first_index.0) as usize;
         self.entries.truncate(keep);
-        Some((from, last))
     }
 
-    fn reset_to(&mut self, first: LogIndex) -> Dropped {
-        let dropped = self.clear_entries_from(self.first_index);
+    fn reset_to(&mut self, first: LogIndex) {
+        self.entries.clear();
         self.first_index = first;
-        dropped
     }
 
     /// Applies an `Entries` record held at `loc`.
@@ -120,10 +111,10 @@ impl GroupLog {
         entries: &[Entry],
         loc: RecordLoc,
         mode: Mode,
-    ) -> Result<Dropped, String> {
+    ) -> Result<(), String> {
         let first = entries[0].index;
         let last = self.last_index();
-        let dropped = if first < self.first_index || first > last.next() {
+        if first < self.first_index || first > last.next() {
             if mode == Mode::Write {
                 return Err(format!(
                     "entries starting at {first} do not attach to a log holding {}..={last}",
@@ -131,10 +122,10 @@ impl GroupLog {
                 ));
             }
             // Replay only: the records in between lived in deleted segments.
-            self.reset_to(first)
+            self.reset_to(first);
         } else {
-            self.clear_entries_from(first)
-        };
+            self.clear_entries_from(first);
+        }
         for e in entries {
             debug_assert_eq!(e.index, self.last_index().next());
             self.entries.push_back(EntryMeta {
@@ -143,40 +134,40 @@ impl GroupLog {
                 size_bytes: e.size_bytes(),
             });
         }
-        Ok(dropped)
+        Ok(())
     }
 
     /// Applies a `Truncate` record.
-    pub(crate) fn apply_truncate(&mut self, from: LogIndex) -> Dropped {
+    pub(crate) fn apply_truncate(&mut self, from: LogIndex) {
         if from < self.first_index {
             // Replay only (writes never truncate below the first index): see `apply_entries`.
-            return self.reset_to(from);
+            self.reset_to(from);
+        } else {
+            self.clear_entries_from(from);
         }
-        self.clear_entries_from(from)
     }
 
     /// Applies a `SnapshotMarker` record: the log now starts after `index` (Raft paper §7: a
     /// live entry at `index` with the same term keeps the entries after it; otherwise the whole
     /// log is discarded).
-    pub(crate) fn apply_snapshot_marker(&mut self, index: LogIndex, term: Term) -> Dropped {
+    pub(crate) fn apply_snapshot_marker(&mut self, index: LogIndex, term: Term) {
         if index <= self.snapshot_index {
             // A marker re-written when a segment rolled, or an older one.
-            return None;
+            return;
         }
         self.snapshot_index = index;
         self.snapshot_term = term;
         if index < self.first_index {
             // Replay only, after a gap: the surviving entries are all above `index`; a later
             // marker (or `check_recovered`) settles whether the gap is covered.
-            return None;
+            return;
         }
         if self.meta(index).is_some_and(|m| m.term == term) {
             let drop_count = (index.0 - self.first_index.0 + 1) as usize;
             self.entries.drain(..drop_count);
             self.first_index = index.next();
-            None
         } else {
-            self.reset_to(index.next())
+            self.reset_to(index.next());
         }
     }
 
@@ -196,6 +187,14 @@ impl GroupLog {
                 "log starts at {} but the snapshot point is {}: entries are missing",
                 self.first_index, self.snapshot_index
             ));
+        }
+        let mut term = self.snapshot_term;
+        for (k, m) in self.entries.iter().enumerate() {
+            if m.term < term {
+                let index = self.first_index.0 + k as u64;
+                return Err(format!("term goes down at index {index}"));
+            }
+            term = m.term;
         }
         Ok(())
     }

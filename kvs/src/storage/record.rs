@@ -24,18 +24,20 @@
 use super::GroupId;
 use crate::raft::{Entry, EntryKind, HardState, LogIndex, NodeId, Term};
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// Bytes before the body: `len` and `crc`.
 pub(crate) const HEADER_BYTES: usize = 8;
 /// Bytes of the body before the payload: group id and kind.
 const BODY_PREFIX_BYTES: usize = 9;
 
-/// What one record says about one group.
+/// What one record says about one group. Entries are borrowed when writing (no copy of the
+/// caller's batch) and owned when decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Record {
+pub(crate) enum Record<'a> {
     /// Entries to append; if the first one's index is not past the group's last index, the
     /// stored suffix from there is replaced.
-    Entries(Vec<Entry>),
+    Entries(Cow<'a, [Entry]>),
     /// The group's new hard state.
     HardState(HardState),
     /// The group's log now starts after `index` (a snapshot was taken or installed there).
@@ -52,7 +54,7 @@ pub(crate) enum Record {
     },
 }
 
-impl Record {
+impl Record<'_> {
     fn kind_byte(&self) -> u8 {
         match self {
             Record::Entries(_) => 1,
@@ -60,6 +62,20 @@ impl Record {
             Record::SnapshotMarker { .. } => 3,
             Record::Truncate { .. } => 4,
         }
+    }
+
+    /// The framed length `encode` will produce.
+    pub(crate) fn encoded_len(&self) -> usize {
+        HEADER_BYTES
+            + BODY_PREFIX_BYTES
+            + match self {
+                Record::Entries(entries) => {
+                    12 + entries.iter().map(|e| 13 + e.data.len()).sum::<usize>()
+                }
+                Record::HardState(_) => 24,
+                Record::SnapshotMarker { .. } => 16,
+                Record::Truncate { .. } => 8,
+            }
     }
 
     /// A short name for listings.
@@ -115,6 +131,7 @@ pub(crate) fn encode(group: GroupId, record: &Record, out: &mut Vec<u8>) -> usiz
         }
         Record::Truncate { from } => out.extend_from_slice(&from.0.to_le_bytes()),
     }
+    debug_assert_eq!(out.len() - start, record.encoded_len());
     let body_len = out.len() - start - HEADER_BYTES;
     let len = u32::try_from(body_len).expect("record fits u32");
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -135,7 +152,7 @@ pub(crate) enum Frame {
         /// The group the record belongs to.
         group: GroupId,
         /// The record.
-        record: Record,
+        record: Record<'static>,
         /// Header plus body bytes.
         len_bytes: usize,
     },
@@ -197,7 +214,7 @@ pub(crate) fn decode(buf: &[u8], record_bytes_max: u32) -> Frame {
     }
 }
 
-fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Option<Record> {
+fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Option<Record<'static>> {
     Some(match kind {
         1 => {
             let first = r.u64()?;
@@ -223,7 +240,7 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Option<Record> {
             if entries.is_empty() {
                 return None;
             }
-            Record::Entries(entries)
+            Record::Entries(Cow::Owned(entries))
         }
         2 => Record::HardState(HardState {
             term: Term(r.u64()?),
@@ -288,7 +305,7 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let records = [
-            Record::Entries(vec![entry(7, 2, b""), entry(8, 3, b"hello")]),
+            Record::Entries(Cow::Owned(vec![entry(7, 2, b""), entry(8, 3, b"hello")])),
             Record::HardState(HardState {
                 term: Term(5),
                 vote: Some(NodeId(3)),
@@ -328,7 +345,7 @@ mod tests {
         let mut buf = Vec::new();
         encode(
             GroupId(1),
-            &Record::Entries(vec![entry(1, 1, b"abc")]),
+            &Record::Entries(Cow::Owned(vec![entry(1, 1, b"abc")])),
             &mut buf,
         );
         for bit in 0..buf.len() * 8 {
@@ -346,7 +363,7 @@ mod tests {
         let mut buf = Vec::new();
         encode(
             GroupId(1),
-            &Record::Entries(vec![entry(1, 1, b"abcdef")]),
+            &Record::Entries(Cow::Owned(vec![entry(1, 1, b"abcdef")])),
             &mut buf,
         );
         for cut in 0..buf.len() {

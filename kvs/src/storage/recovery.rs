@@ -67,8 +67,10 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, Sto
                     .open(&path)
                     .map_err(|e| StorageError::io(&path, e))?;
                 f.set_len(offset_bytes)
-                    .and_then(|()| f.sync_all())
                     .map_err(|e| StorageError::io(&path, e))?;
+                if options.fsync {
+                    f.sync_all().map_err(|e| StorageError::io(&path, e))?;
+                }
                 offset_bytes
             }
         };
@@ -79,28 +81,17 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, Sto
                 len_bytes: r.len_bytes,
             };
             let log = groups.entry(r.group).or_default();
-            let dropped = match r.record {
+            match r.record {
                 Record::Entries(entries) => {
-                    let dropped = log
-                        .apply_entries(&entries, loc, Mode::Replay)
+                    log.apply_entries(&entries, loc, Mode::Replay)
                         .expect("replay mode accepts every entries record");
-                    for e in entries {
-                        cache.insert(r.group, e);
-                    }
-                    dropped
+                    cache.append(r.group, &entries);
                 }
-                Record::HardState(hs) => {
-                    log.apply_hard_state(hs);
-                    None
-                }
+                Record::HardState(hs) => log.apply_hard_state(hs),
                 Record::SnapshotMarker { index, term } => log.apply_snapshot_marker(index, term),
                 Record::Truncate { from } => log.apply_truncate(from),
-            };
-            if let Some((from, to)) = dropped {
-                for i in from.0..=to.0 {
-                    cache.remove(r.group, crate::raft::LogIndex(i));
-                }
             }
+            cache.retain_range(r.group, log.first_index, log.last_index());
         }
         let file = OpenOptions::new()
             .read(true)

@@ -73,7 +73,7 @@ pub(crate) struct ScannedRecord {
     /// Its group.
     pub(crate) group: GroupId,
     /// Its content.
-    pub(crate) record: Record,
+    pub(crate) record: Record<'static>,
 }
 
 /// How a scanned segment ends.

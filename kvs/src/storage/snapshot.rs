@@ -113,13 +113,16 @@ impl SnapshotStore {
     /// checksum is skipped (it is reported by [`SnapshotStore::corrupt_files`]).
     ///
     /// # Errors
-    /// `Io` when the directory or a file cannot be read.
+    /// `Io` when the directory or a file cannot be read (an unreadable newer file is not
+    /// silently passed over).
     pub fn load(&self, group: GroupId) -> Result<Option<Snapshot>, StorageError> {
         let mut files = self.files_of(group)?;
         files.sort();
         for (_, path) in files.into_iter().rev() {
-            if let Ok(snapshot) = read_snapshot(&path, group) {
-                return Ok(Some(snapshot));
+            match read_snapshot(&path, group) {
+                Ok(snapshot) => return Ok(Some(snapshot)),
+                Err(StorageError::SnapshotCorrupt { .. }) => continue,
+                Err(e) => return Err(e),
             }
         }
         Ok(None)

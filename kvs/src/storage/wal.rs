@@ -19,12 +19,14 @@
 //! entries copied forward so that an idle group cannot pin the disk forever.
 
 use super::cache::EntryCache;
+use super::dir_lock::DirLock;
 use super::group_log::{GroupLog, Mode, RecordLoc};
 use super::record::{self, Frame, Record};
 use super::recovery::{self, create_segment, sync_dir};
 use super::segment::SegmentSeq;
 use super::{GroupId, StorageError, WalOptions};
 use crate::raft::{Entry, HardState, LogIndex, SnapshotMeta, Term};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
@@ -51,9 +53,12 @@ pub struct Wal {
     dirty: bool,
     // True while a segment roll is copying entries forward (no nested copy-forward).
     rolling: bool,
+    // Set by the first failed write or sync: what reached the disk is unknown from then on
+    // (a failed fsync cannot be retried safely), so every later write or sync fails.
+    failed: bool,
     groups: HashMap<GroupId, GroupLog>,
     cache: EntryCache,
-    scratch: Vec<u8>,
+    _lock: DirLock,
 }
 
 impl Wal {
@@ -62,13 +67,22 @@ impl Wal {
     ///
     /// # Errors
     /// `Corruption` naming the file and byte offset when a record other than a torn tail fails
-    /// its checksum or the records contradict each other; `Io` when the directory or a file
-    /// cannot be used.
+    /// its checksum or the records contradict each other; `Locked` when another open log holds
+    /// the directory; `Io` when the directory or a file cannot be used.
+    ///
+    /// # Panics
+    /// If `options.segment_bytes_max` is 0 or `options.record_bytes_max` is below 1 KiB.
     pub fn open(dir: &Path, options: WalOptions) -> Result<Wal, StorageError> {
         assert!(
             options.segment_bytes_max > 0,
             "segment_bytes_max must be positive"
         );
+        assert!(
+            options.record_bytes_max >= 1024,
+            "record_bytes_max must be at least 1 KiB"
+        );
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        let lock = DirLock::acquire(dir)?;
         let recovered = recovery::recover(dir, &options)?;
         if recovered.created_first_segment && options.fsync {
             sync_dir(dir)?;
@@ -94,9 +108,10 @@ impl Wal {
             pending: Vec::new(),
             dirty: false,
             rolling: false,
+            failed: false,
             groups: recovered.groups,
             cache: recovered.cache,
-            scratch: Vec::new(),
+            _lock: lock,
         })
     }
 
@@ -166,7 +181,7 @@ impl Wal {
     /// # Panics
     /// If `low > high_exclusive`.
     pub fn entries(
-        &mut self,
+        &self,
         group: GroupId,
         low: LogIndex,
         high_exclusive: LogIndex,
@@ -189,16 +204,27 @@ impl Wal {
                 index = index.next();
                 continue;
             }
-            let loc = self.groups[&group].meta(index).expect("index is live").loc;
-            self.read_record_into_cache(group, loc)?;
-            let e = self
-                .cache
-                .get(group, index)
-                .cloned()
-                .or_else(|| self.read_uncached(group, loc, index))
-                .expect("the record holding a live entry contains it");
-            out.push(e);
-            index = index.next();
+            // Not cached: read the record holding `index` and take every wanted entry it
+            // still holds (consecutive indexes share a record).
+            let log = &self.groups[&group];
+            let loc = log.meta(index).expect("index is live").loc;
+            let Record::Entries(entries) = self.read_record(group, loc)? else {
+                return Err(self.corrupt(loc, "expected an entries record".to_string()));
+            };
+            let taken_before = out.len();
+            for e in entries.into_owned() {
+                if e.index == index
+                    && index < high_exclusive
+                    && log.meta(index).is_some_and(|m| m.loc == loc)
+                {
+                    assert_eq!(e.term, log.meta(index).expect("live").term, "term mismatch");
+                    out.push(e);
+                    index = index.next();
+                }
+            }
+            if out.len() == taken_before {
+                return Err(self.corrupt(loc, format!("record does not hold entry {index}")));
+            }
         }
         for (k, e) in out.iter().enumerate() {
             debug_assert_eq!(e.index.0, low.0 + k as u64);
@@ -270,7 +296,7 @@ impl Wal {
                 "entry {} of {bytes} bytes exceeds record_bytes_max",
                 entries[start].index
             );
-            self.write(group, Record::Entries(entries[start..end].to_vec()))?;
+            self.write(group, Record::Entries(Cow::Borrowed(&entries[start..end])))?;
             start = end;
         }
         Ok(())
@@ -364,8 +390,15 @@ impl Wal {
     ///
     /// # Errors
     /// `Io` when writing or syncing fails; the node must then stop (what reached the disk is
-    /// unknown).
+    /// unknown), and every later write or sync returns `Failed`.
     pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_not_failed()?;
+        let result = self.sync_and_collect();
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn sync_and_collect(&mut self) -> Result<(), StorageError> {
         if self.dirty {
             self.flush()?;
             if self.options.fsync {
@@ -425,10 +458,24 @@ impl Wal {
 
     /// Encodes `record`, appends it to the active segment (rolling first when full) and applies
     /// it to the group's in-memory state.
-    fn write(&mut self, group: GroupId, record: Record) -> Result<(), StorageError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let len = record::encode(group, &record, &mut scratch);
+    fn write(&mut self, group: GroupId, record: Record<'_>) -> Result<(), StorageError> {
+        self.check_not_failed()?;
+        let result = self.write_unchecked(group, record);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn check_not_failed(&self) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write_unchecked(&mut self, group: GroupId, record: Record<'_>) -> Result<(), StorageError> {
+        let len = record.encoded_len();
         assert!(
             len <= self.options.record_bytes_max as usize,
             "record too large"
@@ -442,40 +489,29 @@ impl Wal {
             offset_bytes: self.active().len_bytes + self.pending.len() as u64,
             len_bytes: u32::try_from(len).expect("bounded"),
         };
-        self.pending.extend_from_slice(&scratch);
-        self.scratch = scratch;
+        record::encode(group, &record, &mut self.pending);
         self.dirty = true;
-        self.apply(group, record, loc);
+        self.apply(group, &record, loc);
         if self.pending.len() >= self.options.write_buffer_bytes_max {
             self.flush()?;
         }
         Ok(())
     }
 
-    fn apply(&mut self, group: GroupId, record: Record, loc: RecordLoc) {
+    fn apply(&mut self, group: GroupId, record: &Record<'_>, loc: RecordLoc) {
         let log = self.groups.entry(group).or_default();
-        let dropped = match record {
+        match record {
             Record::Entries(entries) => {
-                let dropped = log
-                    .apply_entries(&entries, loc, Mode::Write)
+                log.apply_entries(entries, loc, Mode::Write)
                     .unwrap_or_else(|why| panic!("group {group}: {why}"));
-                for e in entries {
-                    self.cache.insert(group, e);
-                }
-                dropped
+                self.cache.append(group, entries);
             }
-            Record::HardState(hs) => {
-                log.apply_hard_state(hs);
-                None
-            }
-            Record::SnapshotMarker { index, term } => log.apply_snapshot_marker(index, term),
-            Record::Truncate { from } => log.apply_truncate(from),
-        };
-        if let Some((from, to)) = dropped {
-            for i in from.0..=to.0 {
-                self.cache.remove(group, LogIndex(i));
-            }
+            Record::HardState(hs) => log.apply_hard_state(*hs),
+            Record::SnapshotMarker { index, term } => log.apply_snapshot_marker(*index, *term),
+            Record::Truncate { from } => log.apply_truncate(*from),
         }
+        self.cache
+            .retain_range(group, log.first_index, log.last_index());
     }
 
     /// Closes the active segment (written and synced), starts the next one, re-writes every
@@ -596,35 +632,7 @@ impl Wal {
         Ok(())
     }
 
-    /// Reads the record at `loc` (from the buffer or the file), verifies it, and caches the
-    /// entries of `group` it holds that are still live at that location.
-    fn read_record_into_cache(
-        &mut self,
-        group: GroupId,
-        loc: RecordLoc,
-    ) -> Result<(), StorageError> {
-        let record = self.read_record(group, loc)?;
-        let Record::Entries(entries) = record else {
-            return Err(self.corrupt(loc, "expected an entries record".to_string()));
-        };
-        let log = &self.groups[&group];
-        for e in entries {
-            if log.meta(e.index).is_some_and(|m| m.loc == loc) {
-                self.cache.insert(group, e);
-            }
-        }
-        Ok(())
-    }
-
-    /// For an entry too large for the cache: read it straight from its record.
-    fn read_uncached(&self, group: GroupId, loc: RecordLoc, index: LogIndex) -> Option<Entry> {
-        match self.read_record(group, loc).ok()? {
-            Record::Entries(entries) => entries.into_iter().find(|e| e.index == index),
-            _ => None,
-        }
-    }
-
-    fn read_record(&self, group: GroupId, loc: RecordLoc) -> Result<Record, StorageError> {
+    fn read_record(&self, group: GroupId, loc: RecordLoc) -> Result<Record<'static>, StorageError> {
         let segment = self
             .segments
             .get(&loc.segment)

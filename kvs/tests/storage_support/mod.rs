@@ -163,7 +163,7 @@ pub fn random_step(rng: &mut Rng, shape: WorkloadShape, wal: &mut Wal, model: &m
 }
 
 /// Asserts that `wal` holds exactly what `model` says; `context` is printed on failure.
-pub fn assert_matches(wal: &mut Wal, model: &Model, context: &str) {
+pub fn assert_matches(wal: &Wal, model: &Model, context: &str) {
     let mut all: Vec<GroupId> = wal.groups();
     all.extend(model.groups.keys().copied());
     all.sort();
@@ -240,4 +240,34 @@ pub fn log_end(dir: &Path) -> (String, u64) {
         last.file_name().unwrap().to_string_lossy().into_owned(),
         len,
     )
+}
+
+/// What `wal` holds, as a model (groups with nothing in them left out).
+pub fn model_of(wal: &Wal) -> Model {
+    let mut model = Model::default();
+    for group in wal.groups() {
+        let g = GroupModel {
+            hard_state: wal.hard_state(group),
+            snapshot: wal.snapshot_point(group),
+            entries: wal
+                .entries(group, wal.first_index(group), wal.last_index(group).next())
+                .unwrap(),
+        };
+        if g != GroupModel::default() {
+            model.groups.insert(group, g);
+        }
+    }
+    model
+}
+
+/// `model` without groups that hold nothing.
+pub fn normalized(model: &Model) -> Model {
+    Model {
+        groups: model
+            .groups
+            .iter()
+            .filter(|(_, g)| **g != GroupModel::default())
+            .map(|(k, g)| (*k, g.clone()))
+            .collect(),
+    }
 }
