@@ -15,7 +15,7 @@ pub mod wire;
 use crate::api::server::{self, ServerContext};
 use crate::config::ClusterConfig;
 use crate::raft::{self, NodeId, Restored};
-use crate::storage::{GroupId, SnapshotStore, Wal, WalOptions};
+use crate::storage::{recover_group, GroupId, RecoveredGroup, SnapshotStore, Wal, WalOptions};
 use anyhow::Context as _;
 use driver::{Driver, DriverConfig, DriverInput, Group};
 use std::collections::BTreeMap;
@@ -97,18 +97,12 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
     for shard in shard_map.shards_of_node(me) {
         let info = shard_map.shard(shard);
         let group = GroupId(u64::from(info.id.0));
-        let hard_state = wal.hard_state(group);
-        let snapshot = snapshots
-            .load(group)
-            .with_context(|| format!("loading shard {}'s snapshot", info.id.0))?;
-        let first = snapshot.as_ref().map_or(1, |s| s.meta.index.0 + 1);
-        let last = wal.last_index(group).0;
-        let entries = if last >= first {
-            wal.entries(group, raft::LogIndex(first), raft::LogIndex(last + 1))
-                .with_context(|| format!("reading shard {}'s log", info.id.0))?
-        } else {
-            Vec::new()
-        };
+        let RecoveredGroup {
+            hard_state,
+            snapshot,
+            entries,
+        } = recover_group(&mut wal, &snapshots, group)
+            .with_context(|| format!("recovering shard {}", info.id.0))?;
         let fresh =
             hard_state == raft::HardState::default() && entries.is_empty() && snapshot.is_none();
         let mut raft_config = raft::Config::new(
@@ -134,6 +128,10 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         }
         groups.insert(info.id, g);
     }
+    // recover_group may have appended a fix-up (a snapshot recorded after a crash between
+    // saving it and logging it): make it durable before anything is served.
+    wal.sync()
+        .context("syncing the recovered write-ahead log")?;
     tracing::info!(node = me.0, shards = groups.len(), "recovered; starting");
 
     let client_listener = tokio::net::TcpListener::bind(node.client_addr)
