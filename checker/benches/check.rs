@@ -41,18 +41,21 @@ fn bench(name: &str, ops_count: usize, keys: usize, values: u64) {
 }
 
 fn bench_spoiled(name: &str, ops_count: usize, keys: usize, values: u64, spoil: Spoil) {
-    let mut rng = Rng::new(0x5EED ^ ops_count as u64 ^ (keys as u64) << 32);
-    let events = simulate(
-        &mut rng,
-        SimOptions {
-            concurrency: 10,
-            ops: ops_count,
-            keys,
-            info_percent: 5,
-            values,
-            leave_pending: true,
-        },
-    );
+    let options = SimOptions {
+        concurrency: 10,
+        ops: ops_count,
+        keys,
+        info_percent: 5,
+        values,
+        leave_pending: true,
+    };
+    bench_with(name, options, spoil);
+}
+
+fn bench_with(name: &str, options: SimOptions, spoil: Spoil) {
+    let keys = options.keys;
+    let mut rng = Rng::new(0x5EED ^ options.ops as u64 ^ (keys as u64) << 32);
+    let events = simulate(&mut rng, options);
     let invoked = events
         .iter()
         .filter(|e| e.kind == checker::EventType::Invoke)
@@ -148,4 +151,28 @@ fn main() {
         5,
         Spoil::LastReadStale,
     );
+    // Harder single-key histories: more info outcomes, more processes. Opt in, they take longer.
+    if std::env::var("CHECKER_BENCH_STRESS").is_ok() {
+        let cases = [
+            (20, 10, 1_000_000),
+            (40, 10, 1_000_000),
+            (20, 10, 5),
+            (5, 20, 1_000_000),
+            (5, 30, 1_000_000),
+            (5, 20, 5),
+        ];
+        for (info_percent, concurrency, values) in cases {
+            let options = SimOptions {
+                concurrency,
+                ops: 10_000,
+                keys: 1,
+                info_percent,
+                values,
+                leave_pending: true,
+            };
+            let name = format!("1 key {info_percent}% info {concurrency} procs v{values}");
+            bench_with(&name, options, Spoil::None);
+            bench_with(&format!("{name} stale"), options, Spoil::LastReadStale);
+        }
+    }
 }
