@@ -97,6 +97,9 @@ struct Frame<S> {
     state_before: S,
     // Which of the model's next states was taken.
     alt: usize,
+    // A read-only operation linearized as soon as it was possible: if the configuration after it
+    // fails, so does the one before it (see `search`), so backtracking goes on past it.
+    forced: bool,
 }
 
 /// Keeps the longest partial linearizations seen.
@@ -123,6 +126,24 @@ impl Longest {
             self.found.push(candidate);
         }
     }
+}
+
+/// The budget limit the cache has passed, if any.
+fn over_budget<S: Clone + Eq + std::hash::Hash>(
+    cache: &SeenCache<S>,
+    budget: &Budget,
+) -> Option<UnknownReason> {
+    if cache.len() > budget.states_max {
+        return Some(UnknownReason::StatesMax {
+            states_max: budget.states_max,
+        });
+    }
+    if cache.bytes() > budget.cache_bytes_max {
+        return Some(UnknownReason::CacheBytesMax {
+            cache_bytes_max: budget.cache_bytes_max,
+        });
+    }
+    None
 }
 
 /// Searches for a linearization of `ops` (one key) whose real-time order is given by `times`.
@@ -156,6 +177,8 @@ pub fn search<M: Model>(
         found: Vec::new(),
     };
     let mut entry = list.first();
+    // True right after an operation was linearized (or at the start): a new configuration.
+    let mut fresh = true;
     let mut steps: u64 = 0;
     loop {
         steps += 1;
@@ -163,6 +186,65 @@ pub fn search<M: Model>(
             if let Some(deadline) = &budget.deadline {
                 if deadline.expired() {
                     return done(SearchOutcome::Unknown(UnknownReason::Deadline), &cache);
+                }
+            }
+        }
+        if fresh {
+            fresh = false;
+            // Lowe-style pruning for read-only operations: if a read-only operation can be
+            // linearized now (its call comes before every pending return, and it is possible in
+            // the current state), then some linearization from here exists iff one exists that
+            // places it next: moving it to the front keeps every state, and nothing pending must
+            // precede it. So place it without branching.
+            let mut scan = list.first();
+            let mut forced = None;
+            while let Some(call) = scan.filter(|&e| list.is_call(e)) {
+                let op = list.op(call);
+                if model.is_read_only(&ops[op].input, ops[op].output.as_ref()) {
+                    next_states.clear();
+                    model.step(
+                        &state,
+                        &ops[op].input,
+                        ops[op].output.as_ref(),
+                        &mut next_states,
+                    );
+                    if !next_states.is_empty() {
+                        forced = Some(call);
+                        break;
+                    }
+                }
+                scan = list.next(call);
+            }
+            if let Some(call) = forced {
+                let op = list.op(call);
+                linearized.insert(op);
+                let next = next_states.swap_remove(0);
+                debug_assert_eq!(next, state, "read-only operations keep the state");
+                if !cache.insert(&linearized, &next) {
+                    // Explored before and failed, so this configuration fails too.
+                    linearized.remove(op);
+                    entry = None;
+                } else {
+                    if let Some(reason) = over_budget(&cache, budget) {
+                        return done(SearchOutcome::Unknown(reason), &cache);
+                    }
+                    let state_before = std::mem::replace(&mut state, next);
+                    stack.push(Frame {
+                        call,
+                        state_before,
+                        alt: 0,
+                        forced: true,
+                    });
+                    list.lift(call);
+                    if times[op].return_ns.is_some() {
+                        required -= 1;
+                        if required == 0 {
+                            return done(SearchOutcome::Linearizable, &cache);
+                        }
+                    }
+                    entry = list.first();
+                    fresh = true;
+                    continue;
                 }
             }
         }
@@ -184,25 +266,15 @@ pub fn search<M: Model>(
                 entry = list.next(call);
                 continue;
             };
-            if cache.len() > budget.states_max {
-                let states_max = budget.states_max;
-                return done(
-                    SearchOutcome::Unknown(UnknownReason::StatesMax { states_max }),
-                    &cache,
-                );
-            }
-            if cache.bytes() > budget.cache_bytes_max {
-                let cache_bytes_max = budget.cache_bytes_max;
-                return done(
-                    SearchOutcome::Unknown(UnknownReason::CacheBytesMax { cache_bytes_max }),
-                    &cache,
-                );
+            if let Some(reason) = over_budget(&cache, budget) {
+                return done(SearchOutcome::Unknown(reason), &cache);
             }
             let state_before = std::mem::replace(&mut state, next_states.swap_remove(alt));
             stack.push(Frame {
                 call,
                 state_before,
                 alt,
+                forced: false,
             });
             list.lift(call);
             if times[op].return_ns.is_some() {
@@ -212,43 +284,57 @@ pub fn search<M: Model>(
                 }
             }
             entry = list.first();
+            fresh = true;
         } else {
             // Either the operation returning here was not placed in time, or the entries ran out
             // after an unlifted operation: backtrack.
             if let Some(ret) = entry {
                 longest.offer(&stack, &list, list.op(ret));
             }
-            let Some(frame) = stack.pop() else {
-                return done(SearchOutcome::NotLinearizable(longest.found), &cache);
-            };
-            let op = list.op(frame.call);
-            state = frame.state_before;
-            // A nondeterministic model may offer further next states for the same placement.
-            next_states.clear();
-            model.step(
-                &state,
-                &ops[op].input,
-                ops[op].output.as_ref(),
-                &mut next_states,
-            );
-            let retry = (frame.alt + 1..next_states.len())
-                .find(|&alt| cache.insert(&linearized, &next_states[alt]));
-            if let Some(alt) = retry {
-                let state_before = std::mem::replace(&mut state, next_states.swap_remove(alt));
-                stack.push(Frame {
-                    call: frame.call,
-                    state_before,
-                    alt,
-                });
-                entry = list.first();
-                continue;
+            loop {
+                let Some(frame) = stack.pop() else {
+                    return done(SearchOutcome::NotLinearizable(longest.found), &cache);
+                };
+                let op = list.op(frame.call);
+                state = frame.state_before;
+                if !frame.forced {
+                    // A nondeterministic model may offer further next states for the same
+                    // placement.
+                    next_states.clear();
+                    model.step(
+                        &state,
+                        &ops[op].input,
+                        ops[op].output.as_ref(),
+                        &mut next_states,
+                    );
+                    let retry = (frame.alt + 1..next_states.len())
+                        .find(|&alt| cache.insert(&linearized, &next_states[alt]));
+                    if let Some(alt) = retry {
+                        let next = next_states.swap_remove(alt);
+                        let state_before = std::mem::replace(&mut state, next);
+                        stack.push(Frame {
+                            call: frame.call,
+                            state_before,
+                            alt,
+                            forced: false,
+                        });
+                        entry = list.first();
+                        fresh = true;
+                        break;
+                    }
+                }
+                linearized.remove(op);
+                list.unlift(frame.call);
+                if times[op].return_ns.is_some() {
+                    required += 1;
+                }
+                if frame.forced {
+                    // The configuration before a forced operation fails with it.
+                    continue;
+                }
+                entry = list.next(frame.call);
+                break;
             }
-            linearized.remove(op);
-            list.unlift(frame.call);
-            if times[op].return_ns.is_some() {
-                required += 1;
-            }
-            entry = list.next(frame.call);
         }
     }
 }

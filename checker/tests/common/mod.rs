@@ -33,13 +33,16 @@ impl Rng {
     }
 }
 
-/// The seeds a randomized test runs: just `CHECKER_SEED` if set, else `count` seeds derived from
-/// `base`.
+/// The seeds a randomized test runs: just `CHECKER_SEED` if set, else `count` seeds (or
+/// `CHECKER_CASES` if set, for longer soak runs) derived from `base`.
 pub fn seeds(base: u64, count: u64) -> Vec<u64> {
     if let Ok(text) = std::env::var("CHECKER_SEED") {
         let seed = text.trim().parse().expect("CHECKER_SEED is an integer");
         return vec![seed];
     }
+    let count = std::env::var("CHECKER_CASES")
+        .map(|text| text.trim().parse().expect("CHECKER_CASES is an integer"))
+        .unwrap_or(count);
     let mut rng = Rng::new(base);
     (0..count).map(|_| rng.next_u64()).collect()
 }
