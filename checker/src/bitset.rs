@@ -94,8 +94,8 @@ pub struct CompactBitset {
 }
 
 impl CompactBitset {
-    /// Approximate heap plus inline size in bytes.
-    pub fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.words.len() * 8
+    /// Bytes of the heap allocation holding the words.
+    pub fn words_bytes(&self) -> usize {
+        self.words.len() * 8
     }
 }
