@@ -99,3 +99,32 @@ impl CompactBitset {
         self.words.len() * 8
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_copies_match_only_their_set_and_hash_is_order_independent() {
+        let mut a = Bitset::new(200);
+        for i in 0..130 {
+            a.insert(i);
+        }
+        a.insert(150);
+        let compact = a.compact();
+        assert!(a.matches(&compact));
+        let mut b = Bitset::new(200);
+        b.insert(150);
+        for i in (0..130).rev() {
+            b.insert(i);
+        }
+        assert_eq!(a.hash(), b.hash());
+        assert!(b.matches(&compact));
+        b.remove(3);
+        assert!(!b.matches(&compact));
+        b.insert(3);
+        b.insert(199);
+        assert!(!b.matches(&compact));
+        assert!(Bitset::new(0).matches(&Bitset::new(0).compact()));
+    }
+}

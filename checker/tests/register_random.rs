@@ -127,6 +127,9 @@ fn altered_small_histories_agree_with_brute_force() {
                     !a.longest_prefixes[0].contains(&a.failing_op),
                     "seed {seed}: the failing op is not in the prefix"
                 );
+                for prefix in &a.longest_prefixes {
+                    assert_legal_prefix(&ops, prefix, seed);
+                }
             }
             _ => panic!(
                 "seed {seed}: checker says {verdict:?}, brute force says valid = {expected_valid}; \
@@ -140,5 +143,33 @@ fn altered_small_histories_agree_with_brute_force() {
             flagged > checked / 10 && flagged < checked,
             "a meaningful mix: {flagged} of {checked} flagged"
         );
+    }
+}
+
+/// A reported prefix must be a legal sequential run of the register that respects real time: every
+/// operation that returned before a prefix operation was invoked comes earlier in the prefix.
+fn assert_legal_prefix(ops: &[Operation], prefix: &[checker::OpId], seed: u64) {
+    let mut value = Value::Null;
+    for (position, id) in prefix.iter().enumerate() {
+        let op = &ops[id.0];
+        for (other_id, other) in ops.iter().enumerate() {
+            if other.key == op.key && other.return_ns().is_some_and(|r| r <= op.invoke_ns) {
+                assert!(
+                    prefix[..position].contains(&checker::OpId(other_id)),
+                    "seed {seed}: prefix breaks real-time order at {position}"
+                );
+            }
+        }
+        match op.f.as_str() {
+            "read" => assert_eq!(op.result(), Some(&value), "seed {seed}: prefix read"),
+            "write" => value = op.value.clone(),
+            _ => {
+                if op.value[0] == value {
+                    value = op.value[1].clone();
+                } else {
+                    assert!(op.is_indeterminate(), "seed {seed}: prefix cas");
+                }
+            }
+        }
     }
 }
