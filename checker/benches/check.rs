@@ -161,6 +161,8 @@ fn main() {
             (5, 30, 1_000_000),
             (5, 20, 5),
         ];
+        bench("100k ops / 1 key", 100_000, 1, 1_000_000);
+        bench("1M ops / 1000 keys", 1_000_000, 1000, 1_000_000);
         for (info_percent, concurrency, values) in cases {
             let options = SimOptions {
                 concurrency,

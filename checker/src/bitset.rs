@@ -8,6 +8,10 @@ pub struct Bitset {
     words: Vec<u64>,
     // Invariant: hash == xor of zobrist(i) over every member i.
     hash: u64,
+    // Invariant: words[..low] are all ones and words[low] (if any) is not.
+    low: usize,
+    // Invariant: words[high..] are all zeros and words[high - 1] (if high > 0) is not.
+    high: usize,
 }
 
 /// A random-looking 64-bit value per index (splitmix64), so the xor of members hashes the set.
@@ -26,21 +30,33 @@ impl Bitset {
         Bitset {
             words: vec![0; len.div_ceil(64)],
             hash: 0,
+            low: 0,
+            high: 0,
         }
     }
 
     /// Adds `index`.
     pub fn insert(&mut self, index: usize) {
         debug_assert!(!self.contains(index));
-        self.words[index / 64] |= 1 << (index % 64);
+        let w = index / 64;
+        self.words[w] |= 1 << (index % 64);
         self.hash ^= zobrist(index);
+        self.high = self.high.max(w + 1);
+        while self.low < self.words.len() && self.words[self.low] == u64::MAX {
+            self.low += 1;
+        }
     }
 
     /// Removes `index`.
     pub fn remove(&mut self, index: usize) {
         debug_assert!(self.contains(index));
-        self.words[index / 64] &= !(1 << (index % 64));
+        let w = index / 64;
+        self.words[w] &= !(1 << (index % 64));
         self.hash ^= zobrist(index);
+        self.low = self.low.min(w);
+        while self.high > 0 && self.words[self.high - 1] == 0 {
+            self.high -= 1;
+        }
     }
 
     /// True if `index` is a member.

@@ -102,29 +102,84 @@ struct Frame<S> {
     forced: bool,
 }
 
-/// Keeps the longest partial linearizations seen.
+/// A linearization order: (operation, alternative) per step.
+type Steps = Vec<(usize, usize)>;
+
+/// Keeps the longest partial linearizations seen, copying only what changed since the last save
+/// (a full copy at every new maximum would cost quadratic time on long histories).
 struct Longest {
-    len: Option<usize>,
-    found: Vec<PartialLinearization>,
+    // The longest stack seen so far at a dead end, as (operation, alternative) steps.
+    best: Option<(Steps, usize)>,
+    // The stack's entries below this depth have not changed since `best` was saved.
+    unchanged_below: usize,
+    // Other dead ends of the same length: (length shared with `best`, the rest, failing op).
+    others: Vec<(usize, Steps, usize)>,
 }
 
 impl Longest {
+    fn new() -> Self {
+        Longest {
+            best: None,
+            unchanged_below: 0,
+            others: Vec::new(),
+        }
+    }
+
+    /// Must be called after every pop, with the stack's new depth.
+    fn popped(&mut self, depth: usize) {
+        self.unchanged_below = self.unchanged_below.min(depth);
+    }
+
     fn offer<S>(&mut self, stack: &[Frame<S>], list: &EntryList, failing_op: usize) {
+        let step = |f: &Frame<S>| (list.op(f.call), f.alt);
         let len = stack.len();
-        match self.len {
-            Some(best) if len < best => return,
-            Some(best) if len == best && self.found.len() >= PREFIXES_MAX => return,
-            Some(best) if len == best => {}
-            _ => {
-                self.len = Some(len);
-                self.found.clear();
+        match &mut self.best {
+            Some((best, failing)) if len > best.len() => {
+                let keep = self.unchanged_below.min(best.len());
+                debug_assert!(best[..keep]
+                    .iter()
+                    .copied()
+                    .eq(stack[..keep].iter().map(step)));
+                best.truncate(keep);
+                best.extend(stack[keep..].iter().map(step));
+                *failing = failing_op;
+                self.unchanged_below = len;
+                self.others.clear();
+            }
+            Some((best, _)) if len == best.len() && self.others.len() + 1 < PREFIXES_MAX => {
+                let shared = self.unchanged_below.min(len);
+                debug_assert!(best[..shared]
+                    .iter()
+                    .copied()
+                    .eq(stack[..shared].iter().map(step)));
+                let rest = stack[shared..].iter().map(step).collect();
+                self.others.push((shared, rest, failing_op));
+            }
+            Some(_) => {}
+            None => {
+                self.best = Some((stack.iter().map(step).collect(), failing_op));
+                self.unchanged_below = len;
             }
         }
-        let steps: Vec<(usize, usize)> = stack.iter().map(|f| (list.op(f.call), f.alt)).collect();
-        let candidate = PartialLinearization { steps, failing_op };
-        if !self.found.contains(&candidate) {
-            self.found.push(candidate);
+    }
+
+    fn into_found(self) -> Vec<PartialLinearization> {
+        let Some((best, failing_op)) = self.best else {
+            return Vec::new();
+        };
+        let mut found = vec![PartialLinearization {
+            steps: best.clone(),
+            failing_op,
+        }];
+        for (shared, rest, failing_op) in self.others {
+            let mut steps = best[..shared].to_vec();
+            steps.extend(rest);
+            let candidate = PartialLinearization { steps, failing_op };
+            if !found.contains(&candidate) {
+                found.push(candidate);
+            }
         }
+        found
     }
 }
 
@@ -172,10 +227,7 @@ pub fn search<M: Model>(
     let mut linearized = Bitset::new(ops.len());
     let mut stack: Vec<Frame<M::State>> = Vec::new();
     let mut next_states: Vec<M::State> = Vec::new();
-    let mut longest = Longest {
-        len: None,
-        found: Vec::new(),
-    };
+    let mut longest = Longest::new();
     let mut entry = list.first();
     // True right after an operation was linearized (or at the start): a new configuration.
     let mut fresh = true;
@@ -293,8 +345,9 @@ pub fn search<M: Model>(
             }
             loop {
                 let Some(frame) = stack.pop() else {
-                    return done(SearchOutcome::NotLinearizable(longest.found), &cache);
+                    return done(SearchOutcome::NotLinearizable(longest.into_found()), &cache);
                 };
+                longest.popped(stack.len());
                 let op = list.op(frame.call);
                 state = frame.state_before;
                 if !frame.forced {
