@@ -42,6 +42,9 @@ struct Args {
     /// Give up on a key after remembering this many search states.
     #[arg(long, default_value_t = 10_000_000)]
     states_max: u64,
+    /// Give up on a key once its cache of search states takes about this many MiB.
+    #[arg(long, default_value_t = 1024)]
+    cache_mib_max: u64,
     /// Print the full report as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -77,6 +80,7 @@ fn run(args: &Args) -> anyhow::Result<u8> {
         ModelName::Register => {
             let budget = Budget {
                 states_max: args.states_max,
+                cache_bytes_max: args.cache_mib_max.saturating_mul(1 << 20),
                 ..budget_for(Duration::from_secs_f64(args.time_limit_s))
             };
             let report = check_linearizability(&Register, &ops, &budget)
