@@ -10,7 +10,9 @@ use checker::{
     check_linearizability, check_linearizability_with_workers, Budget, Completion, Operation,
     Register, Verdict,
 };
-use common::{brute_force_linearizable, pair, seeds, simulate, Rng, SimOptions};
+use common::{
+    brute_force_linearizable, memo_brute_force_linearizable, pair, seeds, simulate, Rng, SimOptions,
+};
 use serde_json::{json, Value};
 
 fn random_options(rng: &mut Rng, ops_max: u64, keys_max: u64) -> SimOptions {
@@ -171,5 +173,54 @@ fn assert_legal_prefix(ops: &[Operation], prefix: &[checker::OpId], seed: u64) {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn altered_medium_histories_agree_with_memoized_brute_force() {
+    let (mut checked, mut flagged) = (0, 0);
+    for seed in seeds(6, 1500) {
+        let mut rng = Rng::new(seed);
+        let options = SimOptions {
+            concurrency: 2 + rng.below(6) as usize,
+            ops: 16,
+            keys: 1,
+            info_percent: [5, 20, 40][rng.below(3) as usize],
+            values: 2 + rng.below(3),
+            leave_pending: rng.chance(30),
+        };
+        let mut ops = pair(simulate(&mut rng, options));
+        if !alter_a_read(&mut rng, &mut ops, options.values) {
+            continue;
+        }
+        let expected_valid = memo_brute_force_linearizable(&ops);
+        checked += 1;
+        flagged += usize::from(!expected_valid);
+        let two =
+            check_linearizability_with_workers(&Register, &ops, &Budget::unlimited(), 2).unwrap();
+        let one =
+            check_linearizability_with_workers(&Register, &ops, &Budget::unlimited(), 1).unwrap();
+        assert_eq!(
+            one, two,
+            "seed {seed}: reports differ with the worker count"
+        );
+        assert_eq!(
+            two.verdict.is_valid(),
+            expected_valid,
+            "seed {seed}: checker says {:?}, brute force says valid = {expected_valid}; \
+             replay with CHECKER_SEED={seed}",
+            two.verdict
+        );
+        if let Verdict::Invalid { anomalies } = &two.verdict {
+            for prefix in &anomalies[0].longest_prefixes {
+                assert_legal_prefix(&ops, prefix, seed);
+            }
+        }
+    }
+    if std::env::var("CHECKER_SEED").is_err() {
+        assert!(
+            flagged > checked / 10 && flagged < checked * 9 / 10,
+            "a meaningful mix: {flagged} of {checked} flagged"
+        );
     }
 }
