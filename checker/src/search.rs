@@ -345,7 +345,9 @@ pub fn search<M: Model>(
             }
             loop {
                 let Some(frame) = stack.pop() else {
-                    return done(SearchOutcome::NotLinearizable(longest.into_found()), &cache);
+                    let found = longest.into_found();
+                    debug_assert!(!found.is_empty(), "every dead end chain starts at a return");
+                    return done(SearchOutcome::NotLinearizable(found), &cache);
                 };
                 longest.popped(stack.len());
                 let op = list.op(frame.call);
