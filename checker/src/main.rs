@@ -80,10 +80,16 @@ fn run(args: &Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     match args.model {
         ModelName::Register => {
+            let time_limit = Duration::try_from_secs_f64(args.time_limit_s).map_err(|_| {
+                anyhow::anyhow!(
+                    "--time-limit-s must be a non-negative number of seconds, got {}",
+                    args.time_limit_s
+                )
+            })?;
             let budget = Budget {
                 states_max: args.states_max,
                 cache_bytes_max: args.cache_mib_max.saturating_mul(1 << 20),
-                ..budget_for(Duration::from_secs_f64(args.time_limit_s))
+                ..budget_for(time_limit)
             };
             let report = check_linearizability(&Register, &ops, &budget)
                 .with_context(|| format!("{}", args.history.display()))?;
