@@ -174,6 +174,8 @@ struct History {
     /// Reads under way: ctx -> the acknowledged index when the read began.
     reads: BTreeMap<u64, LogIndex>,
     reads_served: u64,
+    /// How often each kind of event happened, for the per-seed summary.
+    events: BTreeMap<&'static str, u64>,
 }
 
 struct Sim {
@@ -310,6 +312,7 @@ impl Sim {
                 "{id}: snapshot data/index"
             );
             let line = format!("{id} installs snapshot at {}", snap.meta.index);
+            *self.history.events.entry("snapshot installs").or_default() += 1;
             self.trace(line);
         }
         let node = &mut self.nodes[i];
@@ -577,6 +580,8 @@ impl Sim {
         node.storage.snapshot = Some(snapshot.clone());
         raw.compact(snapshot);
         let line = format!("{} compacts to {applied}", node.id);
+        let _ = node;
+        *self.history.events.entry("compactions").or_default() += 1;
         self.trace(line);
     }
 
@@ -599,6 +604,7 @@ impl Sim {
         node.restart_at = self.now + down;
         node.reads_to_serve.clear();
         let line = format!("{id} crashes (last ready persisted: {persisted})");
+        *self.history.events.entry("crashes").or_default() += 1;
         self.trace(line);
     }
 
@@ -671,6 +677,7 @@ impl Sim {
             _ => "heal".to_string(),
         };
         self.partition_until = self.now + UNITS_PER_TICK * (10 + self.rng.below(100));
+        *self.history.events.entry("partitions").or_default() += 1;
         self.trace(format!("partition: {desc}"));
     }
 
@@ -713,6 +720,7 @@ impl Sim {
                     let raw = self.nodes[i].raw.as_mut().unwrap();
                     if raw.transfer_leader(to).is_ok() {
                         self.trace(format!("n{} transfers leadership to {to}", i + 1));
+                        *self.history.events.entry("transfers").or_default() += 1;
                         self.process_ready(i);
                     }
                 }
@@ -935,10 +943,11 @@ impl Sim {
 
     fn summary(&self) -> String {
         format!(
-            "committed {} entries, {} leaders, {} reads served",
+            "committed {} entries, {} leaders, {} reads served, {:?}",
             self.history.committed.len(),
             self.history.leaders.len(),
-            self.history.reads_served
+            self.history.reads_served,
+            self.history.events
         )
     }
 }
