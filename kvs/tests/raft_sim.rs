@@ -33,7 +33,7 @@ const COMMIT_WITHIN_TICKS: u64 = 60;
 /// Trace lines kept for the failure report.
 const TRACE_LINES_MAX: usize = 300;
 /// Seeds run by default (about 60–90 s under `cargo test` on the 2-core CI machine).
-const DEFAULT_SEEDS: u64 = 3000;
+const DEFAULT_SEEDS: u64 = 3500;
 
 /// The options one seed draws.
 #[derive(Clone, Debug)]
@@ -304,6 +304,15 @@ impl Sim {
             node.storage.hard_state = hs;
         }
         if let Some(snap) = &rd.snapshot {
+            let removed: Vec<(LogIndex, Term)> = node
+                .storage
+                .entries
+                .iter()
+                .filter(|e| e.index > snap.meta.index)
+                .map(|e| (e.index, e.term))
+                .collect();
+            Self::check_committed_not_truncated(&self.history, id, &removed);
+            let node = &mut self.nodes[i];
             node.storage.snapshot = Some(snap.clone());
             node.storage.entries.clear();
             node.sm = StateMachine::decode(&snap.data);
@@ -323,9 +332,16 @@ impl Sim {
                 first.index <= node.storage.last_index().next(),
                 "{id}: gap in log"
             );
-            node.storage
-                .entries
-                .truncate((first.index.0 - snap.0 - 1) as usize);
+            let keep = (first.index.0 - snap.0 - 1) as usize;
+            if keep < node.storage.entries.len() {
+                let removed: Vec<(LogIndex, Term)> = node.storage.entries[keep..]
+                    .iter()
+                    .map(|e| (e.index, e.term))
+                    .collect();
+                Self::check_committed_not_truncated(&self.history, id, &removed);
+            }
+            let node = &mut self.nodes[i];
+            node.storage.entries.truncate(keep);
             node.storage.entries.extend(rd.entries.iter().cloned());
             for e in &rd.entries {
                 let prev_term = node.storage.term(e.index.prev()).unwrap();
@@ -337,6 +353,16 @@ impl Sim {
             node.storage.hard_state.commit <= node.storage.last_index(),
             "{id}: persisted commit beyond persisted log"
         );
+    }
+
+    /// No committed entry is ever lost: a node holding a committed entry never removes it
+    /// from its log (Leader Completeness means no leader ever asks it to).
+    fn check_committed_not_truncated(history: &History, id: NodeId, removed: &[(LogIndex, Term)]) {
+        for &(index, term) in removed {
+            if history.committed.get(&index).map(|c| c.0) == Some(term) {
+                panic!("invariant violated: committed entry lost: {id} removed ({index}, {term})");
+            }
+        }
     }
 
     /// Log Matching (§5.3): two entries with the same index and term hold the same command and

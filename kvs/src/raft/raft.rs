@@ -97,6 +97,19 @@ impl Raft {
         raft
     }
 
+    /// Panics if an invariant documented on [`Raft`] is broken (debug builds; called after
+    /// every input).
+    pub(crate) fn assert_invariants(&self) {
+        debug_assert_eq!(
+            self.leader == Some(self.id),
+            self.role == Role::Leader,
+            "leader field and role disagree"
+        );
+        debug_assert!(self.role != Role::Leader || self.progress.len() == self.config.voters.len());
+        debug_assert!(self.role != Role::Candidate || self.vote == Some(self.id));
+        self.log.assert_invariants();
+    }
+
     pub(crate) fn is_voter(&self, id: NodeId) -> bool {
         self.config.voters.contains(&id)
     }
