@@ -667,9 +667,14 @@ impl Raft {
         match pr.state {
             ProgressState::Probe => pr.become_replicate(),
             ProgressState::Snapshot => {
-                if pr.match_index.next() >= first_index {
+                // The snapshot (or something newer) arrived. If our log continues right after
+                // what the follower holds, stream from there; if we compacted further in the
+                // meantime, probe, which sends the newer snapshot at once.
+                if pr.match_index >= pr.pending_snapshot || pr.match_index.next() >= first_index {
                     pr.become_probe();
-                    pr.become_replicate();
+                    if pr.match_index.next() >= first_index {
+                        pr.become_replicate();
+                    }
                 }
             }
             ProgressState::Replicate => pr.inflights.free_to(index),
