@@ -8,8 +8,9 @@
 //! are checked after every step. A liveness phase then heals everything: a leader must emerge and
 //! every proposal must commit within a bounded number of ticks.
 //!
-//! `KVS_SIM_SEEDS=N` runs seeds 0..N; `KVS_SIM_SEED=N` replays one seed. A failure panics with
-//! the seed, the replay command and the last trace lines.
+//! `KVS_SIM_SEEDS=N` runs seeds 0..N (from `KVS_SIM_FIRST_SEED`, default 0); `KVS_SIM_SEED=N`
+//! replays one seed. A failure panics with the seed, the replay command and the last trace
+//! lines.
 
 use bytes::Bytes;
 use kvs::raft::rand::SplitMix64;
@@ -33,7 +34,7 @@ const COMMIT_WITHIN_TICKS: u64 = 60;
 /// Trace lines kept for the failure report.
 const TRACE_LINES_MAX: usize = 300;
 /// Seeds run by default (about 60–90 s under `cargo test` on the 2-core CI machine).
-const DEFAULT_SEEDS: u64 = 4500;
+const DEFAULT_SEEDS: u64 = 4000;
 
 /// The options one seed draws.
 #[derive(Clone, Debug)]
@@ -53,6 +54,9 @@ struct Options {
     heartbeat_ticks: u32,
     inflight_msgs_max: usize,
     msg_bytes_max: u64,
+    /// How often the application holds a Ready's `advance` back while more inputs (and more
+    /// `ready()` calls) arrive, as a runtime with asynchronous disk writes would.
+    defer_advance_percent: u64,
 }
 
 impl Options {
@@ -73,6 +77,7 @@ impl Options {
             heartbeat_ticks: 1 + rng.below(3) as u32,
             inflight_msgs_max: 1 + rng.below(8) as usize,
             msg_bytes_max: 56 + rng.below(400),
+            defer_advance_percent: if rng.below(2) == 0 { 0 } else { rng.below(50) },
         }
     }
 }
@@ -145,6 +150,8 @@ struct SimNode {
     sm: StateMachine,
     /// Released reads waiting until applied >= index: (ctx, index).
     reads_to_serve: Vec<(u64, LogIndex)>,
+    /// Readies handled (persisted, sent, applied) but not yet acknowledged with `advance`.
+    deferred: VecDeque<Ready>,
     /// While down: the unit at which it restarts.
     restart_at: u64,
     /// The (role, term) last traced, to trace role changes.
@@ -228,6 +235,7 @@ impl Sim {
                 reads_to_serve: Vec::new(),
                 restart_at: 0,
                 last_role: (Role::Follower, Term(0)),
+                deferred: VecDeque::new(),
             });
         }
         sim
@@ -274,10 +282,14 @@ impl Sim {
 
     /// Handles every Ready of node `i` the way the node runtime will: persist, send, apply.
     fn process_ready(&mut self, i: usize) {
+        if self.nodes[i].raw.is_none() {
+            return;
+        }
+        if !self.faults || self.rng.below(2) == 0 {
+            self.flush_deferred(i);
+        }
         loop {
-            let Some(raw) = self.nodes[i].raw.as_mut() else {
-                return;
-            };
+            let raw = self.nodes[i].raw.as_mut().unwrap();
             if !raw.has_ready() {
                 break;
             }
@@ -287,10 +299,25 @@ impl Sim {
                 self.send(m);
             }
             self.apply(i, &rd);
+            if self.faults
+                && self.nodes[i].deferred.len() < 4
+                && self.chance_percent(self.opts.defer_advance_percent)
+            {
+                self.nodes[i].deferred.push_back(rd);
+                continue;
+            }
+            self.flush_deferred(i);
             self.nodes[i].raw.as_mut().unwrap().advance(rd);
         }
         self.serve_reads(i);
         self.trace_role(i);
+    }
+
+    /// Acknowledges held-back Readies, oldest first.
+    fn flush_deferred(&mut self, i: usize) {
+        while let Some(rd) = self.nodes[i].deferred.pop_front() {
+            self.nodes[i].raw.as_mut().unwrap().advance(rd);
+        }
     }
 
     fn persist(&mut self, i: usize, rd: &Ready) {
@@ -629,6 +656,7 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.restart_at = self.now + down;
         node.reads_to_serve.clear();
+        node.deferred.clear();
         let line = format!("{id} crashes (last ready persisted: {persisted})");
         *self.history.events.entry("crashes").or_default() += 1;
         self.trace(line);
@@ -1058,7 +1086,10 @@ fn raft_simulation_over_seeds() {
             let count = std::env::var("KVS_SIM_SEEDS")
                 .map(|s| s.parse().expect("KVS_SIM_SEEDS is a number"))
                 .unwrap_or(DEFAULT_SEEDS);
-            (0..count).collect()
+            let first = std::env::var("KVS_SIM_FIRST_SEED")
+                .map(|s| s.parse().expect("KVS_SIM_FIRST_SEED is a number"))
+                .unwrap_or(0);
+            (first..first + count).collect()
         }
     };
     let started = Instant::now();
