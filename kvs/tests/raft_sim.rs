@@ -31,7 +31,7 @@ const SAFETY_TICKS: u64 = 1200;
 const LEADER_WITHIN_TICKS: u64 = 150;
 /// After the heal, each proposal must commit everywhere within this many ticks.
 const COMMIT_WITHIN_TICKS: u64 = 60;
-/// Trace lines kept for the failure report.
+/// Trace lines kept for the failure report (`KVS_SIM_TRACE_LINES` overrides).
 const TRACE_LINES_MAX: usize = 300;
 /// Seeds run by default (about 60–90 s under `cargo test` on the 2-core CI machine).
 const DEFAULT_SEEDS: u64 = 4000;
@@ -200,7 +200,8 @@ struct Sim {
     next_command: u64,
     next_read_ctx: u64,
     trace: VecDeque<String>,
-    /// Also counts toward determinism checks.
+    trace_lines_max: usize,
+    /// A hash of every trace line, for the determinism check.
     trace_hash: u64,
 }
 
@@ -222,6 +223,10 @@ impl Sim {
             next_command: 1,
             next_read_ctx: 1,
             trace: VecDeque::new(),
+            trace_lines_max: std::env::var("KVS_SIM_TRACE_LINES")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(TRACE_LINES_MAX),
             trace_hash: 0,
         };
         for i in 1..=sim.opts.node_count {
@@ -260,7 +265,7 @@ impl Sim {
         for b in line.bytes() {
             self.trace_hash = (self.trace_hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
-        if self.trace.len() == TRACE_LINES_MAX {
+        if self.trace.len() >= self.trace_lines_max {
             self.trace.pop_front();
         }
         self.trace.push_back(format!("[{:>6}] {line}", self.now));
@@ -900,13 +905,36 @@ impl Sim {
 
     /// Liveness after the heal: a leader emerges, then proposals commit everywhere in time.
     fn check_liveness(&mut self) {
-        // The leader must be agreed on by every node for two election timeouts in a row: a
-        // leader elected just before the heal may still legitimately step down (check-quorum)
-        // and lose what it accepted.
+        // 1. Every node follows one leader within a bound.
         let deadline = self.now + LEADER_WITHIN_TICKS * UNITS_PER_TICK;
+        while !self.leader_agreed() {
+            if self.now > deadline {
+                self.fail("liveness: no leader agreed on within the bound after the heal");
+            }
+            self.step();
+        }
+        // 2. Settle: the backlog reaches every node at the speed the flow-control limits allow
+        // (at least a window of entries per round trip, and a round trip is under a tick now),
+        // and the leader commits an entry of its term and stays leader for two election
+        // timeouts (a leader elected just before the heal may still legitimately step down and
+        // lose what it accepted).
+        let last = self
+            .nodes
+            .iter()
+            .map(|n| n.storage.last_index().0)
+            .max()
+            .unwrap_or(0);
+        let lag = self
+            .nodes
+            .iter()
+            .map(|n| last.saturating_sub(n.sm.applied.0))
+            .max()
+            .unwrap_or(0);
+        let deadline = self.now
+            + (COMMIT_WITHIN_TICKS + lag / self.opts.inflight_msgs_max as u64) * UNITS_PER_TICK;
         let mut agreed_since = None;
         loop {
-            if self.leader_agreed() {
+            if self.leader_agreed() && self.leader_caught_up() {
                 let since = *agreed_since.get_or_insert(self.now);
                 if self.now - since >= 20 * UNITS_PER_TICK {
                     break;
@@ -915,30 +943,9 @@ impl Sim {
                 agreed_since = None;
             }
             if self.now > deadline {
-                self.fail("liveness: no stable leader within the bound after the heal");
-            }
-            self.step();
-        }
-        // Catch-up: lagging nodes receive the backlog at the speed the flow-control limits
-        // allow (about one window of messages per round trip, well under a tick here).
-        let target = self.nodes[self.leader_index().unwrap()]
-            .raw
-            .as_ref()
-            .unwrap()
-            .status()
-            .last_index;
-        let lag = self
-            .nodes
-            .iter()
-            .map(|n| target.0.saturating_sub(n.sm.applied.0))
-            .max()
-            .unwrap_or(0);
-        let deadline = self.now
-            + (COMMIT_WITHIN_TICKS + lag / self.opts.inflight_msgs_max as u64) * UNITS_PER_TICK;
-        while self.nodes.iter().any(|n| n.sm.applied < target) {
-            if self.now > deadline {
                 self.fail(&format!(
-                    "liveness: backlog of {lag} entries not caught up in time"
+                    "liveness: no stable leader with a backlog of {lag} entries applied everywhere \
+                     within the bound"
                 ));
             }
             self.step();
@@ -977,22 +984,28 @@ impl Sim {
         }
     }
 
-    /// Every node follows the same leader, which has committed an entry of its term.
+    /// Every node follows the same leader in the same term.
     fn leader_agreed(&self) -> bool {
         let Some(l) = self.leader_index() else {
             return false;
         };
         let lead = self.nodes[l].raw.as_ref().unwrap().status();
-        let own_term_committed = self.history.committed.get(&lead.commit).map(|c| c.0)
-            == Some(lead.term)
-            || self.nodes[l].storage.term(lead.commit) == Some(lead.term);
-        own_term_committed
-            && self.nodes.iter().all(|n| {
-                n.raw.as_ref().is_some_and(|r| {
-                    let st = r.status();
-                    st.leader == Some(lead.id) && st.term == lead.term
-                })
+        self.nodes.iter().all(|n| {
+            n.raw.as_ref().is_some_and(|r| {
+                let st = r.status();
+                st.leader == Some(lead.id) && st.term == lead.term
             })
+        })
+    }
+
+    /// The leader has committed an entry of its term and every node applied its whole log.
+    fn leader_caught_up(&self) -> bool {
+        let Some(l) = self.leader_index() else {
+            return false;
+        };
+        let lead = self.nodes[l].raw.as_ref().unwrap().status();
+        self.nodes[l].storage.term(lead.commit) == Some(lead.term)
+            && self.nodes.iter().all(|n| n.sm.applied >= lead.last_index)
     }
 
     fn summary(&self) -> String {

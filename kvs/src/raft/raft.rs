@@ -659,6 +659,11 @@ impl Raft {
             }
             return;
         }
+        if index > last_index {
+            // Nobody can match entries this leader never appended; such an answer cannot come
+            // from a correct peer of this term. Ignore it rather than count it.
+            return;
+        }
         let pr = self.progress.get_mut(&from).expect("voter has progress");
         pr.recent_active = true;
         if !pr.maybe_update(index) {
