@@ -4,6 +4,15 @@
 //! 10 client processes each doing one operation at a time (reads, writes, cas), 5% of completions
 //! info (the client then continues under a fresh process id; the operation takes effect later or
 //! never). Prints operations checked per second and the peak resident memory of the check.
+//!
+//! "invoked" counts invocations; "ops" counts the operations left after pairing (a cas whose
+//! comparison failed is a `fail` and dropped), which is what the rate is computed on. Peak RSS is
+//! the process's VmHWM after resetting it just before the check (the first figure is absolute,
+//! including the generated history; the second is the growth during the check).
+//! "spoiled" cases make one read return a value never written (always invalid); "last read
+//! earlier value" cases make the last read return an earlier value read on its key, which may
+//! still be linearizable when that value's write was concurrent or had an unknown outcome.
+//! `CHECKER_BENCH_STRESS=1` adds harder single-key cases (more info, 20 and 30 processes).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -32,7 +41,7 @@ enum Spoil {
     None,
     /// Make the ok read nearest the middle return a value never written.
     MiddleRead,
-    /// Make the last ok read return a stale value: the one before the last.
+    /// Make the last ok read return an earlier value read on its key (maybe still linearizable).
     LastReadStale,
 }
 
@@ -41,18 +50,21 @@ fn bench(name: &str, ops_count: usize, keys: usize, values: u64) {
 }
 
 fn bench_spoiled(name: &str, ops_count: usize, keys: usize, values: u64, spoil: Spoil) {
-    let mut rng = Rng::new(0x5EED ^ ops_count as u64 ^ (keys as u64) << 32);
-    let events = simulate(
-        &mut rng,
-        SimOptions {
-            concurrency: 10,
-            ops: ops_count,
-            keys,
-            info_percent: 5,
-            values,
-            leave_pending: true,
-        },
-    );
+    let options = SimOptions {
+        concurrency: 10,
+        ops: ops_count,
+        keys,
+        info_percent: 5,
+        values,
+        leave_pending: true,
+    };
+    bench_with(name, options, spoil);
+}
+
+fn bench_with(name: &str, options: SimOptions, spoil: Spoil) {
+    let keys = options.keys;
+    let mut rng = Rng::new(0x5EED ^ options.ops as u64 ^ (keys as u64) << 32);
+    let events = simulate(&mut rng, options);
     let invoked = events
         .iter()
         .filter(|e| e.kind == checker::EventType::Invoke)
@@ -98,7 +110,7 @@ fn bench_spoiled(name: &str, ops_count: usize, keys: usize, values: u64, spoil: 
         Verdict::Unknown { .. } => "UNKNOWN",
     };
     println!(
-        "{name:<40} {invoked:>6} invoked {:>7} ops ({info:>5} info) {keys:>5} keys: {elapsed:>8.3} s  {:>12.0} ops/s  {states:>9} states  peak RSS {:>7.1} MiB (+{:.1} MiB)  {verdict}",
+        "{name:<42} {invoked:>7} invoked {:>7} ops ({info:>5} info) {keys:>5} keys: {elapsed:>8.3} s  {:>12.0} ops/s  {states:>9} states  peak RSS {:>7.1} MiB (+{:.1} MiB)  {verdict}",
         ops.len(),
         ops.len() as f64 / elapsed,
         peak as f64 / 1024.0,
@@ -128,7 +140,7 @@ fn main() {
         Spoil::MiddleRead,
     );
     bench_spoiled(
-        "10k ops / 1 key, last read stale",
+        "10k ops / 1 key, last read earlier value",
         10_000,
         1,
         1_000_000,
@@ -142,10 +154,36 @@ fn main() {
         Spoil::MiddleRead,
     );
     bench_spoiled(
-        "10k ops / 1 key, values 0..5, last stale",
+        "10k ops / 1 key, v0..5, last read earlier",
         10_000,
         1,
         5,
         Spoil::LastReadStale,
     );
+    // Harder single-key histories: more info outcomes, more processes. Opt in, they take longer.
+    if std::env::var("CHECKER_BENCH_STRESS").is_ok() {
+        let cases = [
+            (20, 10, 1_000_000),
+            (40, 10, 1_000_000),
+            (20, 10, 5),
+            (5, 20, 1_000_000),
+            (5, 30, 1_000_000),
+            (5, 20, 5),
+        ];
+        bench("100k ops / 1 key", 100_000, 1, 1_000_000);
+        bench("1M ops / 1000 keys", 1_000_000, 1000, 1_000_000);
+        for (info_percent, concurrency, values) in cases {
+            let options = SimOptions {
+                concurrency,
+                ops: 10_000,
+                keys: 1,
+                info_percent,
+                values,
+                leave_pending: true,
+            };
+            let name = format!("1 key {info_percent}% info {concurrency} procs v{values}");
+            bench_with(&name, options, Spoil::None);
+            bench_with(&format!("{name} earlier"), options, Spoil::LastReadStale);
+        }
+    }
 }

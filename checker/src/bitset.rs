@@ -8,6 +8,10 @@ pub struct Bitset {
     words: Vec<u64>,
     // Invariant: hash == xor of zobrist(i) over every member i.
     hash: u64,
+    // Invariant: words[..low] are all ones and words[low] (if any) is not.
+    low: usize,
+    // Invariant: words[high..] are all zeros and words[high - 1] (if high > 0) is not.
+    high: usize,
 }
 
 /// A random-looking 64-bit value per index (splitmix64), so the xor of members hashes the set.
@@ -26,21 +30,33 @@ impl Bitset {
         Bitset {
             words: vec![0; len.div_ceil(64)],
             hash: 0,
+            low: 0,
+            high: 0,
         }
     }
 
     /// Adds `index`.
     pub fn insert(&mut self, index: usize) {
         debug_assert!(!self.contains(index));
-        self.words[index / 64] |= 1 << (index % 64);
+        let w = index / 64;
+        self.words[w] |= 1 << (index % 64);
         self.hash ^= zobrist(index);
+        self.high = self.high.max(w + 1);
+        while self.low < self.words.len() && self.words[self.low] == u64::MAX {
+            self.low += 1;
+        }
     }
 
     /// Removes `index`.
     pub fn remove(&mut self, index: usize) {
         debug_assert!(self.contains(index));
-        self.words[index / 64] &= !(1 << (index % 64));
+        let w = index / 64;
+        self.words[w] &= !(1 << (index % 64));
         self.hash ^= zobrist(index);
+        self.low = self.low.min(w);
+        while self.high > 0 && self.words[self.high - 1] == 0 {
+            self.high -= 1;
+        }
     }
 
     /// True if `index` is a member.
@@ -94,8 +110,37 @@ pub struct CompactBitset {
 }
 
 impl CompactBitset {
-    /// Approximate heap plus inline size in bytes.
-    pub fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.words.len() * 8
+    /// Bytes of the heap allocation holding the words.
+    pub fn words_bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_copies_match_only_their_set_and_hash_is_order_independent() {
+        let mut a = Bitset::new(200);
+        for i in 0..130 {
+            a.insert(i);
+        }
+        a.insert(150);
+        let compact = a.compact();
+        assert!(a.matches(&compact));
+        let mut b = Bitset::new(200);
+        b.insert(150);
+        for i in (0..130).rev() {
+            b.insert(i);
+        }
+        assert_eq!(a.hash(), b.hash());
+        assert!(b.matches(&compact));
+        b.remove(3);
+        assert!(!b.matches(&compact));
+        b.insert(3);
+        b.insert(199);
+        assert!(!b.matches(&compact));
+        assert!(Bitset::new(0).matches(&Bitset::new(0).compact()));
     }
 }

@@ -44,7 +44,10 @@ impl Hasher for MixHasher {
 /// The set of explored (linearized set, state) pairs.
 #[derive(Debug)]
 pub struct SeenCache<S> {
-    entries: HashMap<(u64, S), Vec<CompactBitset>, BuildHasherDefault<MixHasher>>,
+    // One compact set per (hash, state); the rare second set with the same hash and state goes to
+    // `collisions`, so the common case costs one allocation (the set's words).
+    entries: HashMap<(u64, S), CompactBitset, BuildHasherDefault<MixHasher>>,
+    collisions: HashMap<(u64, S), Vec<CompactBitset>, BuildHasherDefault<MixHasher>>,
     len: u64,
     bytes: u64,
 }
@@ -54,6 +57,7 @@ impl<S: Clone + Eq + Hash> SeenCache<S> {
     pub fn new() -> Self {
         SeenCache {
             entries: HashMap::default(),
+            collisions: HashMap::default(),
             len: 0,
             bytes: 0,
         }
@@ -61,16 +65,29 @@ impl<S: Clone + Eq + Hash> SeenCache<S> {
 
     /// Records the pair; returns false if it was already there.
     pub fn insert(&mut self, linearized: &Bitset, state: &S) -> bool {
-        let list = self
-            .entries
-            .entry((linearized.hash(), state.clone()))
-            .or_default();
-        if list.iter().any(|c| linearized.matches(c)) {
-            return false;
+        let key = (linearized.hash(), state.clone());
+        // Table slot (with the map's spare capacity) plus the words' allocation and its header.
+        let entry_bytes = |compact: &CompactBitset| {
+            (std::mem::size_of::<((u64, S), CompactBitset)>() * 2 + compact.words_bytes() + 16)
+                as u64
+        };
+        match self.entries.get(&key) {
+            None => {
+                let compact = linearized.compact();
+                self.bytes += entry_bytes(&compact);
+                self.entries.insert(key, compact);
+            }
+            Some(first) if linearized.matches(first) => return false,
+            Some(_) => {
+                let list = self.collisions.entry(key).or_default();
+                if list.iter().any(|c| linearized.matches(c)) {
+                    return false;
+                }
+                let compact = linearized.compact();
+                self.bytes += entry_bytes(&compact) + 24;
+                list.push(compact);
+            }
         }
-        let compact = linearized.compact();
-        self.bytes += (compact.size_bytes() + std::mem::size_of::<(u64, S)>() + 32) as u64;
-        list.push(compact);
         self.len += 1;
         true
     }

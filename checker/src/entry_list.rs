@@ -140,3 +140,69 @@ impl EntryList {
         self.relink(call);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(list: &EntryList) -> Vec<(usize, bool)> {
+        let mut out = Vec::new();
+        let mut node = list.first();
+        while let Some(n) = node {
+            out.push((list.op(n), list.is_call(n)));
+            node = list.next(n);
+        }
+        out
+    }
+
+    #[test]
+    fn order_puts_returns_before_calls_at_equal_times_and_skips_infinite_returns() {
+        let list = EntryList::new(&[
+            OpTimes {
+                call_ns: 1,
+                return_ns: Some(5),
+            },
+            OpTimes {
+                call_ns: 5,
+                return_ns: Some(6),
+            },
+            OpTimes {
+                call_ns: 2,
+                return_ns: None,
+            },
+        ]);
+        assert_eq!(
+            walk(&list),
+            vec![(0, true), (2, true), (0, false), (1, true), (1, false)]
+        );
+    }
+
+    #[test]
+    fn lift_and_unlift_restore_the_list() {
+        let times = [
+            OpTimes {
+                call_ns: 1,
+                return_ns: Some(4),
+            },
+            OpTimes {
+                call_ns: 2,
+                return_ns: Some(3),
+            },
+            OpTimes {
+                call_ns: 5,
+                return_ns: None,
+            },
+        ];
+        let mut list = EntryList::new(&times);
+        let before = walk(&list);
+        let call0 = list.first().unwrap();
+        let call1 = list.next(call0).unwrap();
+        list.lift(call1);
+        assert_eq!(walk(&list), vec![(0, true), (0, false), (2, true)]);
+        list.lift(call0);
+        assert_eq!(walk(&list), vec![(2, true)]);
+        list.unlift(call0);
+        list.unlift(call1);
+        assert_eq!(walk(&list), before);
+    }
+}

@@ -39,6 +39,36 @@
 //!
 //! Equal times: an operation that returned at time t precedes one invoked at the same t.
 //!
+//! # Verdicts and budgets
+//!
+//! [`check_linearizability`] splits the history per key (linearizability is local), searches every
+//! key on its own, in parallel over the machine's cores, and answers [`Verdict::Valid`],
+//! [`Verdict::Invalid`] (per bad key: the operation that could not be placed, the longest
+//! linearizable prefixes found and an [`Explanation`] for a timeline) or [`Verdict::Unknown`] when a
+//! key's search ran out of its [`Budget`] (a deadline, a number of states, cache bytes). An
+//! exhausted budget is never reported as valid. Invalid wins over unknown: one proven anomaly is
+//! enough.
+//!
+//! # The search
+//!
+//! [`search::search`] is Wing & Gong's algorithm with Lowe's memoization, as Porcupine runs it:
+//! call and return entries in a doubly linked list ordered by time, lifted when an operation is
+//! linearized and unlifted on backtracking, a bitset of linearized operations and a cache of
+//! (bitset, model state) pairs already explored. Two reductions keep it small, both exact:
+//! an operation that can never change the state (a read with a known result) is placed as soon as
+//! it fits, without branching ([`Model::is_read_only`]); and an operation with an unknown outcome
+//! whose effect nobody could have observed is dropped before the search
+//! ([`Model::mark_removable`]; for the register, an info write of a value no read returned and no
+//! cas expected).
+//!
+//! # Performance
+//!
+//! `cargo bench -p checker` on the shared 2-core machine (histories from a simulated register, 10
+//! processes, 5% info): 100,000 invoked operations over 10 keys in about 0.03 to 0.15 s; one key
+//! with 10,000 invoked operations in about 0.01 to 0.05 s (the spread is the machine's load). The
+//! cost grows steeply with the number of operations concurrently open on one key: 30 processes on
+//! one key take seconds and hundreds of MiB. Keep per-key concurrency modest.
+//!
 //! # Using it
 //!
 //! ```
@@ -66,6 +96,7 @@ pub mod model;
 pub mod operation;
 pub mod partition;
 pub mod register;
+pub mod render;
 pub mod search;
 pub mod set;
 pub mod values;
@@ -82,4 +113,4 @@ pub use operation::{pair_history, Completion, OpId, Operation};
 pub use register::Register;
 pub use search::UnknownReason;
 pub use set::{check_set, SetReport};
-pub use verdict::{Anomaly, KeyOutcome, KeyReport, LinearizabilityReport, Verdict};
+pub use verdict::{Anomaly, Judgement, KeyOutcome, KeyReport, LinearizabilityReport, Verdict};

@@ -183,7 +183,25 @@ fn describe_anomaly<M: Model>(
     partials: &[PartialLinearization],
     values: &ValueTable,
 ) -> Anomaly {
-    let best = &partials[0];
+    // The search always reports at least one dead end; should it not, blame the operation with the
+    // earliest return, with an empty prefix, rather than panic.
+    let fallback;
+    let best = match partials.first() {
+        Some(best) => best,
+        None => {
+            let earliest = kept_ids
+                .iter()
+                .enumerate()
+                .filter_map(|(i, id)| ops[id.0].return_ns().map(|r| (r, i)))
+                .min()
+                .map_or(0, |(_, i)| i);
+            fallback = PartialLinearization {
+                steps: Vec::new(),
+                failing_op: earliest,
+            };
+            &fallback
+        }
+    };
     let describe_kept =
         |i: usize| model.describe_op(&kept_ops[i].input, kept_ops[i].output.as_ref(), values);
     let mut state = model.init();
@@ -237,8 +255,9 @@ fn describe_anomaly<M: Model>(
         key: key.to_string(),
         failing_op,
         failing_op_description: describe_kept(best.failing_op),
-        longest_prefixes: partials
+        longest_prefixes: std::slice::from_ref(best)
             .iter()
+            .chain(partials.iter().skip(1))
             .map(|p| p.steps.iter().map(|&(i, _)| kept_ids[i]).collect())
             .collect(),
         explanation,

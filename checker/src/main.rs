@@ -10,9 +10,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use checker::render::{render_counter, render_linearizability, render_set};
+use checker::verdict::Judgement;
 use checker::{
     budget_for, check_counter, check_linearizability, check_set, pair_history, read_history,
-    Anomaly, Budget, Operation, Register, Verdict,
+    Budget, Operation, Register, Verdict,
 };
 use clap::{Parser, ValueEnum};
 
@@ -42,6 +44,9 @@ struct Args {
     /// Give up on a key after remembering this many search states.
     #[arg(long, default_value_t = 10_000_000)]
     states_max: u64,
+    /// Give up on a key once its cache of search states takes about this many MiB.
+    #[arg(long, default_value_t = 1024)]
+    cache_mib_max: u64,
     /// Print the full report as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -75,9 +80,16 @@ fn run(args: &Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     match args.model {
         ModelName::Register => {
+            let time_limit = Duration::try_from_secs_f64(args.time_limit_s).map_err(|_| {
+                anyhow::anyhow!(
+                    "--time-limit-s must be a non-negative number of seconds, got {}",
+                    args.time_limit_s
+                )
+            })?;
             let budget = Budget {
                 states_max: args.states_max,
-                ..budget_for(Duration::from_secs_f64(args.time_limit_s))
+                cache_bytes_max: args.cache_mib_max.saturating_mul(1 << 20),
+                ..budget_for(time_limit)
             };
             let report = check_linearizability(&Register, &ops, &budget)
                 .with_context(|| format!("{}", args.history.display()))?;
@@ -90,7 +102,7 @@ fn run(args: &Args) -> anyhow::Result<u8> {
                     report.keys.len(),
                     started.elapsed().as_secs_f64()
                 );
-                print_verdict(&report.verdict, &ops);
+                print!("{}", render_linearizability(&report, &ops));
             }
             Ok(match report.verdict {
                 Verdict::Valid => EXIT_VALID,
@@ -103,20 +115,7 @@ fn run(args: &Args) -> anyhow::Result<u8> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                for key in &report.keys {
-                    println!(
-                        "key {:?}: {:?}; {} attempted, {} acknowledged, lost {:?}, unexpected {:?}, duplicated {:?}, recovered {}",
-                        key.key,
-                        key.judgement,
-                        key.attempted_count,
-                        key.acknowledged_count,
-                        key.lost,
-                        key.unexpected,
-                        key.duplicated,
-                        key.recovered.len()
-                    );
-                }
-                println!("verdict: {:?}", report.judgement);
+                print!("{}", render_set(&report));
             }
             Ok(judgement_code(report.judgement))
         }
@@ -126,90 +125,17 @@ fn run(args: &Args) -> anyhow::Result<u8> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                for key in &report.keys {
-                    println!(
-                        "key {:?}: {:?}; {} reads, {} increments",
-                        key.key, key.judgement, key.reads_checked, key.increments
-                    );
-                    for a in &key.anomalies {
-                        println!(
-                            "  read by process {} (line {}) returned {}, allowed [{}, {}]",
-                            a.process, a.line, a.value, a.lower, a.upper
-                        );
-                    }
-                }
-                println!("verdict: {:?}", report.judgement);
+                print!("{}", render_counter(&report));
             }
             Ok(judgement_code(report.judgement))
         }
     }
 }
 
-fn judgement_code(judgement: checker::verdict::Judgement) -> u8 {
+fn judgement_code(judgement: Judgement) -> u8 {
     match judgement {
-        checker::verdict::Judgement::Valid => EXIT_VALID,
-        checker::verdict::Judgement::Invalid => EXIT_INVALID,
-        checker::verdict::Judgement::Unknown => EXIT_UNKNOWN_OR_BAD_INPUT,
+        Judgement::Valid => EXIT_VALID,
+        Judgement::Invalid => EXIT_INVALID,
+        Judgement::Unknown => EXIT_UNKNOWN_OR_BAD_INPUT,
     }
-}
-
-/// How many linearization steps the text output shows before the failure.
-const SHOWN_STEPS_MAX: usize = 20;
-
-fn print_verdict(verdict: &Verdict, ops: &[Operation]) {
-    match verdict {
-        Verdict::Valid => println!("verdict: VALID (linearizable)"),
-        Verdict::Unknown { keys } => {
-            println!("verdict: UNKNOWN (no anomaly found, but the search gave up)");
-            for k in keys {
-                println!("  key {:?}: {}", k.key, k.reason);
-            }
-        }
-        Verdict::Invalid { anomalies } => {
-            println!(
-                "verdict: INVALID (not linearizable) on {} key(s)",
-                anomalies.len()
-            );
-            for anomaly in anomalies {
-                print_anomaly(anomaly, ops);
-            }
-        }
-    }
-}
-
-fn print_anomaly(anomaly: &Anomaly, ops: &[Operation]) {
-    let failing = &ops[anomaly.failing_op.0];
-    let e = &anomaly.explanation;
-    println!("\nkey {:?}:", anomaly.key);
-    println!(
-        "  could not place: process {} {} [{} ns .. {}] (line {})",
-        failing.process,
-        anomaly.failing_op_description,
-        failing.invoke_ns,
-        failing
-            .end_ns()
-            .map_or("never completed".to_string(), |t| format!("{t} ns")),
-        failing.line
-    );
-    let longest = anomaly.longest_prefixes.first().map_or(0, Vec::len);
-    println!(
-        "  longest linearizable prefix: {longest} operations ({} such prefixes kept)",
-        anomaly.longest_prefixes.len()
-    );
-    let shown = e.linearization.len().min(SHOWN_STEPS_MAX);
-    let skipped = e.linearization_skipped + e.linearization.len() - shown;
-    if skipped > 0 {
-        println!("    ... {skipped} earlier operations");
-    }
-    for step in &e.linearization[e.linearization.len() - shown..] {
-        let op = &ops[step.op.0];
-        println!(
-            "    process {:>4} {:<32} -> state {}   (line {})",
-            op.process, step.description, step.state_after, op.line
-        );
-    }
-    println!(
-        "  then {} is impossible in state {}",
-        anomaly.failing_op_description, e.state_before_failure
-    );
 }

@@ -76,6 +76,15 @@ pub trait Model: Sync {
         next: &mut Vec<Self::State>,
     );
 
+    /// True if the operation never changes the state: wherever [`Model::step`] allows it, the only
+    /// next state is the state itself (a read with a known result). The search then places such
+    /// an operation as soon as it is possible, without branching. The default says false, which is
+    /// always safe.
+    fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        let _ = (input, output);
+        false
+    }
+
     /// Marks indeterminate operations whose removal cannot change the verdict (for example a write
     /// of a value nobody ever observed). The default removes nothing. `removable[i]` starts false.
     fn mark_removable(&self, ops: &[ModelOp<Self::Input, Self::Output>], removable: &mut [bool]) {

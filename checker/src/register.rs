@@ -129,6 +129,13 @@ impl Model for Register {
         }
     }
 
+    fn is_read_only(&self, input: &RegisterInput, output: Option<&RegisterOutput>) -> bool {
+        matches!(
+            (input, output),
+            (RegisterInput::Read, Some(RegisterOutput::Value(_)))
+        )
+    }
+
     /// An indeterminate write (or cas) of a value no read returned and no cas expected can be
     /// assumed never to have happened: any linearization placing it has one without it, since no
     /// operation could observe the value it installed.

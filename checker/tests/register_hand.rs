@@ -280,6 +280,28 @@ fn tiny_state_budget_gives_unknown_not_valid() {
     );
 }
 
+#[test]
+fn tiny_cache_byte_budget_gives_unknown_not_valid() {
+    let mut parts = Vec::new();
+    for i in 0..50 {
+        parts.push(w(i, i as i64, 10 * i, 10 * i + 5));
+    }
+    let budget = Budget {
+        cache_bytes_max: 100,
+        ..Budget::unlimited()
+    };
+    let report = check_linearizability(&Register, &history(parts), &budget).unwrap();
+    match report.verdict {
+        Verdict::Unknown { keys } => assert_eq!(
+            keys[0].reason,
+            checker::UnknownReason::CacheBytesMax {
+                cache_bytes_max: 100
+            }
+        ),
+        other => panic!("expected unknown, got {other:?}"),
+    }
+}
+
 struct Expired;
 impl checker::Deadline for Expired {
     fn expired(&self) -> bool {

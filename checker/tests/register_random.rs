@@ -10,7 +10,9 @@ use checker::{
     check_linearizability, check_linearizability_with_workers, Budget, Completion, Operation,
     Register, Verdict,
 };
-use common::{brute_force_linearizable, pair, seeds, simulate, Rng, SimOptions};
+use common::{
+    brute_force_linearizable, memo_brute_force_linearizable, pair, seeds, simulate, Rng, SimOptions,
+};
 use serde_json::{json, Value};
 
 fn random_options(rng: &mut Rng, ops_max: u64, keys_max: u64) -> SimOptions {
@@ -127,6 +129,9 @@ fn altered_small_histories_agree_with_brute_force() {
                     !a.longest_prefixes[0].contains(&a.failing_op),
                     "seed {seed}: the failing op is not in the prefix"
                 );
+                for prefix in &a.longest_prefixes {
+                    assert_legal_prefix(&ops, prefix, seed);
+                }
             }
             _ => panic!(
                 "seed {seed}: checker says {verdict:?}, brute force says valid = {expected_valid}; \
@@ -138,6 +143,83 @@ fn altered_small_histories_agree_with_brute_force() {
         assert!(checked > 2000, "enough altered cases ({checked})");
         assert!(
             flagged > checked / 10 && flagged < checked,
+            "a meaningful mix: {flagged} of {checked} flagged"
+        );
+    }
+}
+
+/// A reported prefix must be a legal sequential run of the register that respects real time: every
+/// operation that returned before a prefix operation was invoked comes earlier in the prefix.
+fn assert_legal_prefix(ops: &[Operation], prefix: &[checker::OpId], seed: u64) {
+    let mut value = Value::Null;
+    for (position, id) in prefix.iter().enumerate() {
+        let op = &ops[id.0];
+        for (other_id, other) in ops.iter().enumerate() {
+            if other.key == op.key && other.return_ns().is_some_and(|r| r <= op.invoke_ns) {
+                assert!(
+                    prefix[..position].contains(&checker::OpId(other_id)),
+                    "seed {seed}: prefix breaks real-time order at {position}"
+                );
+            }
+        }
+        match op.f.as_str() {
+            "read" => assert_eq!(op.result(), Some(&value), "seed {seed}: prefix read"),
+            "write" => value = op.value.clone(),
+            _ => {
+                if op.value[0] == value {
+                    value = op.value[1].clone();
+                } else {
+                    assert!(op.is_indeterminate(), "seed {seed}: prefix cas");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn altered_medium_histories_agree_with_memoized_brute_force() {
+    let (mut checked, mut flagged) = (0, 0);
+    for seed in seeds(6, 1500) {
+        let mut rng = Rng::new(seed);
+        let options = SimOptions {
+            concurrency: 2 + rng.below(6) as usize,
+            ops: 16,
+            keys: 1,
+            info_percent: [5, 20, 40][rng.below(3) as usize],
+            values: 2 + rng.below(3),
+            leave_pending: rng.chance(30),
+        };
+        let mut ops = pair(simulate(&mut rng, options));
+        if !alter_a_read(&mut rng, &mut ops, options.values) {
+            continue;
+        }
+        let expected_valid = memo_brute_force_linearizable(&ops);
+        checked += 1;
+        flagged += usize::from(!expected_valid);
+        let two =
+            check_linearizability_with_workers(&Register, &ops, &Budget::unlimited(), 2).unwrap();
+        let one =
+            check_linearizability_with_workers(&Register, &ops, &Budget::unlimited(), 1).unwrap();
+        assert_eq!(
+            one, two,
+            "seed {seed}: reports differ with the worker count"
+        );
+        assert_eq!(
+            two.verdict.is_valid(),
+            expected_valid,
+            "seed {seed}: checker says {:?}, brute force says valid = {expected_valid}; \
+             replay with CHECKER_SEED={seed}",
+            two.verdict
+        );
+        if let Verdict::Invalid { anomalies } = &two.verdict {
+            for prefix in &anomalies[0].longest_prefixes {
+                assert_legal_prefix(&ops, prefix, seed);
+            }
+        }
+    }
+    if std::env::var("CHECKER_SEED").is_err() {
+        assert!(
+            flagged > checked / 10 && flagged < checked * 9 / 10,
             "a meaningful mix: {flagged} of {checked} flagged"
         );
     }

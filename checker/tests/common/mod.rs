@@ -33,13 +33,16 @@ impl Rng {
     }
 }
 
-/// The seeds a randomized test runs: just `CHECKER_SEED` if set, else `count` seeds derived from
-/// `base`.
+/// The seeds a randomized test runs: just `CHECKER_SEED` if set, else `count` seeds (or
+/// `CHECKER_CASES` if set, for longer soak runs) derived from `base`.
 pub fn seeds(base: u64, count: u64) -> Vec<u64> {
     if let Ok(text) = std::env::var("CHECKER_SEED") {
         let seed = text.trim().parse().expect("CHECKER_SEED is an integer");
         return vec![seed];
     }
+    let count = std::env::var("CHECKER_CASES")
+        .map(|text| text.trim().parse().expect("CHECKER_CASES is an integer"))
+        .unwrap_or(count);
     let mut rng = Rng::new(base);
     (0..count).map(|_| rng.next_u64()).collect()
 }
@@ -260,4 +263,63 @@ pub fn brute_force_linearizable(ops: &[Operation]) -> bool {
         false
     }
     go(ops, &mut vec![false; ops.len()], &Value::Null)
+}
+
+/// Brute force with memoization of dead ends (placed set, value), for histories of up to 20
+/// operations on one key. Same semantics as [`brute_force_linearizable`].
+pub fn memo_brute_force_linearizable(ops: &[Operation]) -> bool {
+    use std::collections::HashSet;
+    assert!(ops.len() <= 20);
+    fn go(
+        ops: &[Operation],
+        placed: u32,
+        value: &Value,
+        dead: &mut HashSet<(u32, String)>,
+    ) -> bool {
+        let all_ok_placed =
+            (0..ops.len()).all(|i| placed & (1 << i) != 0 || ops[i].return_ns().is_none());
+        if all_ok_placed {
+            return true;
+        }
+        let memo_key = (placed, value.to_string());
+        if dead.contains(&memo_key) {
+            return false;
+        }
+        for i in 0..ops.len() {
+            if placed & (1 << i) != 0 {
+                continue;
+            }
+            let ready = (0..ops.len()).all(|j| {
+                placed & (1 << j) != 0 || ops[j].return_ns().is_none_or(|r| r > ops[i].invoke_ns)
+            });
+            if !ready {
+                continue;
+            }
+            let op = &ops[i];
+            let next = match op.f.as_str() {
+                "read" => match op.result() {
+                    Some(v) if v != value => None,
+                    _ => Some(value.clone()),
+                },
+                "write" => Some(op.value.clone()),
+                _ => {
+                    if &op.value[0] == value {
+                        Some(op.value[1].clone())
+                    } else if op.return_ns().is_some() {
+                        None
+                    } else {
+                        Some(value.clone())
+                    }
+                }
+            };
+            if let Some(next) = next {
+                if go(ops, placed | (1 << i), &next, dead) {
+                    return true;
+                }
+            }
+        }
+        dead.insert(memo_key);
+        false
+    }
+    go(ops, 0, &Value::Null, &mut HashSet::new())
 }

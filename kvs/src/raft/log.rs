@@ -6,6 +6,10 @@
 
 use super::types::{Entry, LogIndex, Snapshot, Term};
 
+/// Most entry bytes handed out for applying in one `Ready` (STYLE.md rule 8): a node that
+/// restarts or catches up with a long committed backlog applies it over several batches.
+pub const READY_COMMITTED_BYTES_MAX: u64 = 64 << 20;
+
 /// The log and its cursors.
 ///
 /// Invariants (checked by [`RaftLog::assert_invariants`] in debug builds):
@@ -282,14 +286,26 @@ impl RaftLog {
         self.apply_limit() > self.applying
     }
 
-    /// Hands out the committed, persisted entries not handed out yet.
+    /// Hands out the committed, persisted entries not handed out yet, at most
+    /// [`READY_COMMITTED_BYTES_MAX`] of them (always at least one); the rest follow in the next
+    /// `Ready`.
     pub(crate) fn take_next_committed(&mut self) -> Vec<Entry> {
         let hi = self.apply_limit();
         if hi <= self.applying {
             return Vec::new();
         }
-        let out = self.entries[self.offset(self.applying.next())..=self.offset(hi)].to_vec();
-        self.applying = hi;
+        let slice = &self.entries[self.offset(self.applying.next())..=self.offset(hi)];
+        let mut bytes = 0;
+        let mut count = 0;
+        for e in slice {
+            bytes += e.size_bytes();
+            if count > 0 && bytes > READY_COMMITTED_BYTES_MAX {
+                break;
+            }
+            count += 1;
+        }
+        let out = slice[..count].to_vec();
+        self.applying = out.last().expect("at least one entry").index;
         out
     }
 

@@ -21,6 +21,7 @@ pub mod types;
 
 pub use config::Config;
 pub use errors::{ConfigError, ProposeError, StepError};
+pub use log::READY_COMMITTED_BYTES_MAX;
 pub use progress::ProgressState;
 pub use raft::UNCOMMITTED_ENTRIES_MAX;
 pub use raw_node::{PeerStatus, RawNode, Ready, Restored, Status};

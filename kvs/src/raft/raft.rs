@@ -97,6 +97,19 @@ impl Raft {
         raft
     }
 
+    /// Panics if an invariant documented on [`Raft`] is broken (debug builds; called after
+    /// every input).
+    pub(crate) fn assert_invariants(&self) {
+        debug_assert_eq!(
+            self.leader == Some(self.id),
+            self.role == Role::Leader,
+            "leader field and role disagree"
+        );
+        debug_assert!(self.role != Role::Leader || self.progress.len() == self.config.voters.len());
+        debug_assert!(self.role != Role::Candidate || self.vote == Some(self.id));
+        self.log.assert_invariants();
+    }
+
     pub(crate) fn is_voter(&self, id: NodeId) -> bool {
         self.config.voters.contains(&id)
     }
@@ -646,6 +659,11 @@ impl Raft {
             }
             return;
         }
+        if index > last_index {
+            // Nobody can match entries this leader never appended; such an answer cannot come
+            // from a correct peer of this term. Ignore it rather than count it.
+            return;
+        }
         let pr = self.progress.get_mut(&from).expect("voter has progress");
         pr.recent_active = true;
         if !pr.maybe_update(index) {
@@ -654,9 +672,14 @@ impl Raft {
         match pr.state {
             ProgressState::Probe => pr.become_replicate(),
             ProgressState::Snapshot => {
-                if pr.match_index.next() >= first_index {
+                // The snapshot (or something newer) arrived. If our log continues right after
+                // what the follower holds, stream from there; if we compacted further in the
+                // meantime, probe, which sends the newer snapshot at once.
+                if pr.match_index >= pr.pending_snapshot || pr.match_index.next() >= first_index {
                     pr.become_probe();
-                    pr.become_replicate();
+                    if pr.match_index.next() >= first_index {
+                        pr.become_replicate();
+                    }
                 }
             }
             ProgressState::Replicate => pr.inflights.free_to(index),

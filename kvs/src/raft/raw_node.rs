@@ -19,6 +19,9 @@ pub struct Restored {
     /// The latest persisted snapshot, if any.
     pub snapshot: Option<Snapshot>,
     /// The durable log after the snapshot, consecutive from `snapshot.meta.index + 1` (or 1).
+    /// No entry's term may exceed `hard_state.term`: storage must make a Ready's hard state
+    /// durable no later than its entries (a torn tail keeping entries but losing the hard state
+    /// record is refused as inconsistent).
     pub entries: Vec<Entry>,
 }
 
@@ -169,6 +172,7 @@ impl RawNode {
     /// Advances logical time by one tick (election and heartbeat timers).
     pub fn tick(&mut self) {
         self.raft.tick();
+        self.raft.assert_invariants();
     }
 
     /// Handles a message from a peer of the group.
@@ -176,7 +180,9 @@ impl RawNode {
     /// # Errors
     /// [`StepError`] if the message is not for this node or not from a peer; it is dropped.
     pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
-        self.raft.step(msg)
+        let result = self.raft.step(msg);
+        self.raft.assert_invariants();
+        result
     }
 
     /// Proposes a command. On success it is appended to the leader's log at the returned
@@ -253,6 +259,19 @@ impl RawNode {
         let hard_state = if hard_state == self.prev_hard_state {
             None
         } else {
+            // Persistence boundary: terms never go back, and a vote is never changed within a
+            // term (one vote per term, Raft paper §5.2).
+            assert!(
+                hard_state.term >= self.prev_hard_state.term,
+                "term went back"
+            );
+            assert!(
+                hard_state.term > self.prev_hard_state.term
+                    || self.prev_hard_state.vote.is_none()
+                    || hard_state.vote == self.prev_hard_state.vote,
+                "vote changed within term {}",
+                hard_state.term
+            );
             self.prev_hard_state = hard_state;
             Some(hard_state)
         };
@@ -273,6 +292,13 @@ impl RawNode {
                 "hard state commit beyond the log"
             );
         }
+        assert!(
+            ready
+                .entries
+                .windows(2)
+                .all(|w| w[1].index == w[0].index.next() && w[1].term >= w[0].term),
+            "entries to persist are not consecutive"
+        );
         if let (Some(first), Some(snap)) = (ready.entries.first(), &ready.snapshot) {
             assert!(
                 first.index > snap.meta.index,
