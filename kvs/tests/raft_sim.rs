@@ -745,7 +745,7 @@ impl Sim {
         self.now += 1;
         // Each node ticks every UNITS_PER_TICK units, staggered by id.
         for i in 0..self.nodes.len() {
-            if (self.now + i as u64 * 3) % UNITS_PER_TICK == 0 {
+            if (self.now + i as u64 * 3).is_multiple_of(UNITS_PER_TICK) {
                 if let Some(raw) = self.nodes[i].raw.as_mut() {
                     raw.tick();
                     self.process_ready(i);
@@ -790,7 +790,7 @@ impl Sim {
             }
         }
         self.check_one_leader_per_term();
-        if self.now % 64 == 0 {
+        if self.now.is_multiple_of(64) {
             self.check_leader_completeness();
             self.check_committed_entries_durable();
         }
