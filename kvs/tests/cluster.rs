@@ -410,3 +410,35 @@ async fn unsafe_local_reads_are_off_by_default_and_loud_when_on() {
         "no loud warning in the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let c = common::start(3, 1, 10_000, &[]).await;
+    let (leader, _) = leader_of(&c, 0).await.expect("a leader");
+    let addr = c.client_addrs()[leader];
+    let mut request = Vec::new();
+    for i in 0..50 {
+        request.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{i}\r\n",
+                i.to_string().len()
+            )
+            .as_bytes(),
+        );
+        request.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        request.extend_from_slice(b"*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n");
+    }
+    request.extend_from_slice(b"*1\r\n$4\r\nQUIT\r\n");
+    let reply = raw_exchange(addr, &request, Duration::from_secs(5)).await;
+    let mut expected = Vec::new();
+    for i in 0..50 {
+        expected.extend_from_slice(b"+OK\r\n");
+        expected.extend_from_slice(format!("${}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+        expected.extend_from_slice(format!(":{}\r\n", i + 1).as_bytes());
+    }
+    expected.extend_from_slice(b"+OK\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        String::from_utf8_lossy(&expected)
+    );
+}

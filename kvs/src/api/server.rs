@@ -110,6 +110,8 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
     let (tx, mut rx) = mpsc::channel::<Pending>(pending_max * 2 + 16);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let writer_in_flight = in_flight.clone();
+    let settled = Arc::new(tokio::sync::Notify::new());
+    let writer_settled = settled.clone();
     let me = ctx.me;
     let routes = ctx.clone();
 
@@ -127,6 +129,7 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
                             OpReply::Unknown("outcome unknown: the node dropped the request".into())
                         });
                         writer_in_flight.fetch_sub(1, Ordering::Relaxed);
+                        writer_settled.notify_one();
                         render(&routes, me, reply, shape, slot).encode(&mut out);
                     }
                     Pending::Close => {
@@ -147,11 +150,33 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
 
     let limits = ctx.config.limits.frame_limits();
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    // Whether the last request sent to the driver was a write.
+    let mut last_was_write = false;
     'read: loop {
         loop {
             match Frame::parse(&mut buf, &limits) {
                 Ok(Some(frame)) => {
-                    let p = handle(ctx, frame, &in_flight, pending_max);
+                    let p = match prepare(ctx, frame) {
+                        Step::Reply(p) => p,
+                        Step::Keyed { slot, kind, shape } => {
+                            // Pipelined requests execute in connection order, as in Redis: a
+                            // run of writes (log order) or of reads (no effects) may be in
+                            // flight together, but a read after a write waits until the write
+                            // is applied, and a write after a read until the read is served.
+                            let is_write = matches!(kind, OpKind::Write(_));
+                            if is_write != last_was_write {
+                                loop {
+                                    let wake = settled.notified();
+                                    if in_flight.load(Ordering::Relaxed) == 0 {
+                                        break;
+                                    }
+                                    wake.await;
+                                }
+                                last_was_write = is_write;
+                            }
+                            to_shard(ctx, slot, kind, shape, &in_flight, pending_max)
+                        }
+                    };
                     let close = matches!(p, Pending::Close);
                     if close {
                         let _ = tx.send(Pending::Now(Frame::Simple("OK".into()))).await;
@@ -183,23 +208,29 @@ fn protocol_error(e: &FrameError) -> Frame {
     Frame::Error(format!("ERR Protocol error: {e}"))
 }
 
-fn handle(
-    ctx: &ServerContext,
-    frame: Frame,
-    in_flight: &Arc<AtomicUsize>,
-    pending_max: usize,
-) -> Pending {
+/// A parsed request: answered on the spot, or bound for a shard.
+enum Step {
+    Reply(Pending),
+    Keyed {
+        slot: Slot,
+        kind: OpKind,
+        shape: Shape,
+    },
+}
+
+fn prepare(ctx: &ServerContext, frame: Frame) -> Step {
     let request = match Request::parse(frame) {
         Ok(r) => r,
-        Err(e) => return Pending::Now(e.to_frame()),
+        Err(e) => return Step::Reply(Pending::Now(e.to_frame())),
     };
+    let now = |f: Frame| Step::Reply(Pending::Now(f));
     let (kind, shape) = match &request {
-        Request::Ping(None) => return Pending::Now(Frame::Simple("PONG".into())),
-        Request::Ping(Some(m)) | Request::Echo(m) => return Pending::Now(Frame::Bulk(m.clone())),
-        Request::Quit => return Pending::Close,
-        Request::DbSize => return Pending::Now(Frame::Integer(dbsize(ctx))),
-        Request::Info(section) => return Pending::Now(info(ctx, section.as_deref())),
-        Request::Cluster(c) => return Pending::Now(cluster(ctx, c)),
+        Request::Ping(None) => return now(Frame::Simple("PONG".into())),
+        Request::Ping(Some(m)) | Request::Echo(m) => return now(Frame::Bulk(m.clone())),
+        Request::Quit => return Step::Reply(Pending::Close),
+        Request::DbSize => return now(Frame::Integer(dbsize(ctx))),
+        Request::Info(section) => return now(info(ctx, section.as_deref())),
+        Request::Cluster(c) => return now(cluster(ctx, c)),
         Request::Get(key) => (
             OpKind::Read(ReadQuery::Get(vec![key.clone()])),
             Shape::Single,
@@ -208,7 +239,7 @@ fn handle(
         Request::Exists(keys) => (OpKind::Read(ReadQuery::Exists(keys.clone())), Shape::Count),
         Request::Set(_) | Request::Del(_) | Request::Incr(_) | Request::MSet(_) => {
             if let Err(e) = request.check_value_bytes(ctx.config.limits.value_bytes_max) {
-                return Pending::Now(e.to_frame());
+                return now(e.to_frame());
             }
             let cmd = request
                 .to_command()
@@ -216,12 +247,11 @@ fn handle(
             (OpKind::Write(cmd), Shape::Outcome)
         }
     };
-    let slot = match request.slot() {
-        Ok(Some(slot)) => slot,
-        Ok(None) => return Pending::Now(Frame::Error("ERR the command has no key".into())),
-        Err(e) => return Pending::Now(e.to_frame()),
-    };
-    to_shard(ctx, slot, kind, shape, in_flight, pending_max)
+    match request.slot() {
+        Ok(Some(slot)) => Step::Keyed { slot, kind, shape },
+        Ok(None) => now(Frame::Error("ERR the command has no key".into())),
+        Err(e) => now(e.to_frame()),
+    }
 }
 
 /// Routes a keyed operation: to the driver when this node leads the keys' shard, else an
