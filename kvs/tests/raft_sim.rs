@@ -34,7 +34,7 @@ const COMMIT_WITHIN_TICKS: u64 = 60;
 /// Trace lines kept for the failure report (`KVS_SIM_TRACE_LINES` overrides).
 const TRACE_LINES_MAX: usize = 300;
 /// Seeds run by default (about 60–90 s under `cargo test` on the 2-core CI machine).
-const DEFAULT_SEEDS: u64 = 4000;
+const DEFAULT_SEEDS: u64 = 4500;
 
 /// The options one seed draws.
 #[derive(Clone, Debug)]
