@@ -219,6 +219,23 @@ async fn paused_leader_steps_down_and_serves_no_stale_read() {
     // The client's slot map still names the paused node; a write sent there could only end
     // "outcome unknown". Learn the new leader first.
     client.refresh_slots_now().await;
+    eprintln!(
+        "DEBUG old={old} new={_new} addrs={:?} map={:?}",
+        c.client_addrs(),
+        client.slot_leaders().await
+    );
+    for i in 0..3 {
+        if i != old {
+            eprintln!(
+                "DEBUG {i}: {:?}",
+                tokio::time::timeout(
+                    Duration::from_secs(1),
+                    raw_command(c.client_addrs()[i], &["CLUSTER", "SHARDS"])
+                )
+                .await
+            );
+        }
+    }
     client
         .set(b"x", b"new")
         .await
@@ -441,4 +458,29 @@ async fn pipelined_requests_are_answered_in_order() {
         String::from_utf8_lossy(&reply),
         String::from_utf8_lossy(&expected)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_cluster_keeps_its_leaders() {
+    // Heartbeats alone must hold leadership: with no client traffic for several election
+    // timeouts, no shard may change term (a lost heartbeat path shows up as re-elections).
+    let c = common::start(3, 4, 10_000, &[]).await;
+    let terms = |lines: Vec<kvs::status::ShardLine>| -> Vec<(u32, String)> {
+        lines
+            .into_iter()
+            .map(|l| (l.shard, l.fields["term"].clone()))
+            .collect()
+    };
+    let mut before = Vec::new();
+    for i in 0..3 {
+        before.push(terms(common::info_raft(&c, i).await.expect("node answers")));
+    }
+    tokio::time::sleep(election_timeout_max() * 5).await;
+    for (i, b) in before.iter().enumerate() {
+        let after = terms(common::info_raft(&c, i).await.expect("node answers"));
+        assert_eq!(
+            &after, b,
+            "node {i}: terms changed while the cluster was idle"
+        );
+    }
 }

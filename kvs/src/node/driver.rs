@@ -12,13 +12,14 @@
 
 use super::transport::{Batch, Transport};
 use super::view::{NodeView, ShardView};
+use super::wal_worker::{PersistItem, WalJob};
 use crate::raft::{
     Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, RawNode, Ready, Restored, Role,
     Snapshot, SnapshotMeta, Term,
 };
 use crate::shard::ShardId;
 use crate::sm::{Command, Outcome, StateMachine};
-use crate::storage::{GroupId, SnapshotStore, Wal};
+use crate::storage::GroupId;
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -34,6 +35,10 @@ pub enum DriverInput {
     Client(ClientOp),
     /// Stop after persisting what is in flight.
     Shutdown,
+    /// The WAL thread made every job up to this sequence number durable.
+    Persisted(u64),
+    /// The WAL thread failed; the node must stop.
+    StorageFailed(String),
 }
 
 /// One client operation for one shard.
@@ -138,6 +143,9 @@ pub struct Group {
     applied_term: Term,
     /// The term and vote last written to disk and synced.
     durable_term_vote: (Term, Option<NodeId>),
+    /// Readys of this group whose application waits for their persistence (one carried a
+    /// snapshot; those after it keep the order).
+    deferred_readies: usize,
 }
 
 impl Group {
@@ -176,6 +184,7 @@ impl Group {
             snapshot_index,
             applied_term,
             durable_term_vote,
+            deferred_readies: 0,
         })
     }
 
@@ -189,8 +198,13 @@ impl Group {
 pub struct Driver {
     cfg: DriverConfig,
     groups: BTreeMap<ShardId, Group>,
-    wal: Wal,
-    snapshots: SnapshotStore,
+    /// Jobs for the WAL thread, which owns the log and the snapshot files.
+    wal_jobs: std::sync::mpsc::Sender<WalJob>,
+    /// The sequence number of the last job given to the WAL thread.
+    wal_seq: u64,
+    /// Rounds whose Readys wait for the WAL thread: each completes (messages sent, `advance`
+    /// called) once job `seq` is durable, strictly in order.
+    unpersisted: VecDeque<(u64, Vec<(ShardId, Ready)>)>,
     transport: Transport,
     view: Arc<RwLock<NodeView>>,
     ticks: u64,
@@ -198,6 +212,8 @@ pub struct Driver {
     /// Heartbeats held back until the next heartbeat tick, so that each peer gets them all in
     /// one frame (coalescing across groups).
     heartbeats_held: BTreeMap<NodeId, Batch>,
+    /// A heartbeat tick passed: the round flushes the held heartbeats when it ends.
+    heartbeat_flush_due: bool,
 }
 
 impl Driver {
@@ -206,21 +222,22 @@ impl Driver {
     pub fn new(
         cfg: DriverConfig,
         groups: BTreeMap<ShardId, Group>,
-        wal: Wal,
-        snapshots: SnapshotStore,
+        wal_jobs: std::sync::mpsc::Sender<WalJob>,
         transport: Transport,
         view: Arc<RwLock<NodeView>>,
     ) -> Driver {
         Driver {
             cfg,
             groups,
-            wal,
-            snapshots,
+            wal_jobs,
+            wal_seq: 0,
+            unpersisted: VecDeque::new(),
             transport,
             view,
             ticks: 0,
             next_read_ctx: 1,
             heartbeats_held: BTreeMap::new(),
+            heartbeat_flush_due: false,
         }
     }
 
@@ -238,13 +255,13 @@ impl Driver {
             let wait = next_tick.saturating_duration_since(now);
             let mut shutdown = false;
             match inbox.recv_timeout(wait) {
-                Ok(input) => shutdown |= self.take(input),
+                Ok(input) => shutdown |= self.take(input)?,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => shutdown = true,
             }
             for _ in 1..self.cfg.round_inputs_max {
                 match inbox.try_recv() {
-                    Ok(input) => shutdown |= self.take(input),
+                    Ok(input) => shutdown |= self.take(input)?,
                     Err(_) => break,
                 }
             }
@@ -271,7 +288,7 @@ impl Driver {
         }
     }
 
-    fn take(&mut self, input: DriverInput) -> bool {
+    fn take(&mut self, input: DriverInput) -> anyhow::Result<bool> {
         match input {
             DriverInput::Peer(from, batch) => {
                 for (group, msg) in batch {
@@ -284,13 +301,23 @@ impl Driver {
                         tracing::debug!(shard = group, %from, error = %e, "message rejected");
                     }
                 }
-                false
+                Ok(false)
             }
             DriverInput::Client(op) => {
                 self.take_client(op);
-                false
+                Ok(false)
             }
-            DriverInput::Shutdown => true,
+            DriverInput::Persisted(seq) => {
+                while self.unpersisted.front().is_some_and(|(s, _)| *s <= seq) {
+                    let (_, readies) = self.unpersisted.pop_front().expect("front exists");
+                    self.complete(readies)?;
+                }
+                Ok(false)
+            }
+            DriverInput::StorageFailed(e) => {
+                Err(anyhow::anyhow!("the write-ahead log failed: {e}"))
+            }
+            DriverInput::Shutdown => Ok(true),
         }
     }
 
@@ -352,6 +379,7 @@ impl Driver {
             .ticks
             .is_multiple_of(u64::from(self.cfg.heartbeat_ticks.max(1)))
         {
+            self.heartbeat_flush_due = true;
             let led: Vec<(u32, Term)> = self
                 .groups
                 .iter()
@@ -395,12 +423,20 @@ impl Driver {
                 readies.push((*shard, g.raw.ready()));
             }
         }
+        if readies.is_empty() {
+            self.flush_heartbeats_if_due();
+            self.publish_view();
+            return Ok(());
+        }
 
-        // 1. A leader's AppendEntries may leave before its own disk write (Raft thesis
-        // §10.2.1): the core counts the leader toward a majority only for entries it has
-        // persisted (after `advance`), so followers writing in parallel cannot make an entry
-        // commit early. Only when the term and vote those messages carry are durable already:
-        // a leader must never be leader of a term it could forget in a crash.
+        // 1. Some messages may leave before this round's disk write, provided the term and
+        //    vote they carry are durable already (a node must never act in a term it could
+        //    forget in a crash):
+        //    - a leader's AppendEntries (Raft thesis §10.2.1): the core counts the leader
+        //      toward a majority only for entries it has persisted (after `advance`), so
+        //      followers writing in parallel cannot make an entry commit early;
+        //    - heartbeats and their responses, which promise nothing about the log (this keeps
+        //      ReadIndex confirmation off the disk's critical path).
         let mut early: Vec<(ShardId, Message)> = Vec::new();
         for (shard, ready) in &mut readies {
             let g = &self.groups[shard];
@@ -412,41 +448,73 @@ impl Driver {
                     ready
                         .messages
                         .extract_if(.., |m| {
-                            matches!(m.body, MessageBody::AppendEntries { .. })
-                                && m.term == g.durable_term_vote.0
+                            matches!(
+                                m.body,
+                                MessageBody::AppendEntries { .. }
+                                    | MessageBody::Heartbeat { .. }
+                                    | MessageBody::HeartbeatResponse { .. }
+                            ) && m.term == g.durable_term_vote.0
                         })
                         .map(|m| (*shard, m)),
                 );
             }
         }
-        let heartbeat_tick = self
-            .ticks
-            .is_multiple_of(u64::from(self.cfg.heartbeat_ticks.max(1)));
         if !early.is_empty() {
-            self.send(early, false);
+            self.send(early);
         }
 
-        // 2. Persist: snapshots, entries and hard states of every group, then one sync.
-        let mut wrote = false;
+        // 2. Apply at once what the core released: committed entries are already durable
+        //    here (the core releases only persisted entries), so a client can be answered now
+        //    rather than after this round's own disk write. A Ready with a snapshot is applied
+        //    only once the snapshot is on disk, and so is every later Ready of that group.
+        let mut items = Vec::new();
         for (shard, ready) in &readies {
-            let group = GroupId(u64::from(shard.0));
-            if let Some(snap) = &ready.snapshot {
-                self.snapshots.save(group, snap)?;
-                self.wal.apply_snapshot(group, &snap.meta)?;
-                wrote = true;
+            let g = self
+                .groups
+                .get_mut(shard)
+                .expect("ready from a hosted group");
+            if ready.snapshot.is_some() || g.deferred_readies > 0 {
+                g.deferred_readies += 1;
+            } else {
+                apply_ready(g, ready)?;
+                serve_confirmed_reads(g);
             }
-            if !ready.entries.is_empty() {
-                self.wal.append_entries(group, &ready.entries)?;
-                wrote = true;
-            }
-            if let Some(hs) = ready.hard_state {
-                self.wal.set_hard_state(group, hs)?;
-                wrote = true;
+            if ready.snapshot.is_some() || !ready.entries.is_empty() || ready.hard_state.is_some() {
+                items.push(PersistItem {
+                    group: GroupId(u64::from(shard.0)),
+                    snapshot: ready.snapshot.clone(),
+                    entries: ready.entries.clone(),
+                    hard_state: ready.hard_state,
+                });
             }
         }
-        if wrote {
-            self.wal.sync()?;
+
+        // 3. Hand the writes to the WAL thread (one sync covers many rounds); the rest of the
+        //    messages leave, and `advance` is called, once they are durable.
+        if !items.is_empty() {
+            self.wal_seq += 1;
+            self.wal_jobs
+                .send(WalJob::Persist {
+                    seq: self.wal_seq,
+                    items,
+                })
+                .map_err(|_| anyhow::anyhow!("the WAL thread stopped"))?;
+            self.unpersisted.push_back((self.wal_seq, readies));
+        } else if self.unpersisted.is_empty() {
+            self.complete(readies)?;
+        } else {
+            // Nothing to write, but earlier Readys are still on their way to disk: messages
+            // keep their order behind them.
+            self.unpersisted.push_back((self.wal_seq, readies));
         }
+        self.flush_heartbeats_if_due();
+        self.publish_view();
+        Ok(())
+    }
+
+    /// Finishes Readys whose writes are durable: sends their messages, applies what was
+    /// deferred, hands them back to the core, and snapshots groups whose log grew long.
+    fn complete(&mut self, mut readies: Vec<(ShardId, Ready)>) -> anyhow::Result<()> {
         for (shard, ready) in &readies {
             if let Some(hs) = ready.hard_state {
                 let g = self
@@ -456,43 +524,39 @@ impl Driver {
                 g.durable_term_vote = (hs.term, hs.vote);
             }
         }
-
-        // 3. Send the rest, now that what they promise is durable.
         let rest: Vec<(ShardId, Message)> = readies
             .iter_mut()
             .flat_map(|(shard, ready)| ready.messages.drain(..).map(|m| (*shard, m)))
             .collect();
-        self.send(rest, heartbeat_tick);
-
-        // 4. Apply, answer, advance.
+        self.send(rest);
         for (shard, ready) in readies {
             let g = self
                 .groups
                 .get_mut(&shard)
                 .expect("ready from a hosted group");
-            apply_ready(g, &ready)?;
+            if g.deferred_readies > 0 {
+                g.deferred_readies -= 1;
+                apply_ready(g, &ready)?;
+            }
             g.raw.advance(ready);
             serve_confirmed_reads(g);
             if g.sm.applied().0 > g.snapshot_index.0 + self.cfg.snapshot_log_entries_max {
                 self.take_snapshot(shard)?;
             }
         }
-        self.publish_view();
         Ok(())
     }
 
-    /// Sends messages batched per peer. Plain heartbeats (no ReadIndex context) are held until
-    /// the next heartbeat tick, so that a peer gets the heartbeats of all shared groups in one
-    /// frame once an interval; held ones also ride along with anything else sent earlier.
-    fn send(&mut self, msgs: Vec<(ShardId, Message)>, heartbeat_tick: bool) {
+    /// Sends messages batched per peer. Plain heartbeats (no ReadIndex context) are held and
+    /// leave at the end of a round in which a heartbeat tick passed, so that a peer gets the
+    /// heartbeats of all the groups two nodes share in one frame once an interval; held ones
+    /// also ride along with anything else sent to the peer earlier.
+    fn send(&mut self, msgs: Vec<(ShardId, Message)>) {
         let mut out: BTreeMap<NodeId, Batch> = BTreeMap::new();
-        if heartbeat_tick {
-            out = std::mem::take(&mut self.heartbeats_held);
-        }
         for (shard, msg) in msgs {
             let to = msg.to;
             let plain_heartbeat = matches!(msg.body, MessageBody::Heartbeat { read_ctx: None, .. });
-            if plain_heartbeat && !heartbeat_tick {
+            if plain_heartbeat {
                 self.heartbeats_held
                     .entry(to)
                     .or_default()
@@ -509,6 +573,14 @@ impl Driver {
         }
     }
 
+    fn flush_heartbeats_if_due(&mut self) {
+        if std::mem::take(&mut self.heartbeat_flush_due) {
+            for (to, batch) in std::mem::take(&mut self.heartbeats_held) {
+                self.transport.send(to, batch);
+            }
+        }
+    }
+
     fn take_snapshot(&mut self, shard: ShardId) -> anyhow::Result<()> {
         let g = self.groups.get_mut(&shard).expect("hosted group");
         let index = g.sm.applied();
@@ -522,8 +594,6 @@ impl Driver {
             data: g.sm.snapshot(),
         };
         let group = GroupId(u64::from(shard.0));
-        self.snapshots.save(group, &snapshot)?;
-        self.wal.compact(group, index)?;
         tracing::info!(
             node = self.cfg.me.0,
             shard = shard.0,
@@ -532,8 +602,12 @@ impl Driver {
             bytes = snapshot.data.len(),
             "snapshot taken; log compacted"
         );
-        g.raw.compact(snapshot);
+        g.raw.compact(snapshot.clone());
         g.snapshot_index = index;
+        // The WAL thread saves it and then compacts the log, after every earlier write.
+        self.wal_jobs
+            .send(WalJob::Compact { group, snapshot })
+            .map_err(|_| anyhow::anyhow!("the WAL thread stopped"))?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 pub mod driver;
 pub mod transport;
 pub mod view;
+pub mod wal_worker;
 pub mod wire;
 
 use crate::api::server::{self, ServerContext};
@@ -170,14 +171,13 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         unsafe_local_reads: options.unsafe_local_reads,
         round_inputs_max: 4096,
     };
-    let driver = Driver::new(
-        driver_config,
-        groups,
-        wal,
-        snapshots,
-        transport,
-        view.clone(),
-    );
+    let (wal_jobs, wal_rx) = std::sync::mpsc::channel();
+    let worker_inbox = inbox_tx.clone();
+    let wal_thread = std::thread::Builder::new()
+        .name(format!("kvs-wal-{}", me.0))
+        .spawn(move || wal_worker::run(wal, snapshots, wal_rx, worker_inbox))
+        .context("starting the WAL thread")?;
+    let driver = Driver::new(driver_config, groups, wal_jobs, transport, view.clone());
     let driver_thread = std::thread::Builder::new()
         .name(format!("kvs-driver-{}", me.0))
         .spawn(move || driver.run(inbox_rx))
@@ -217,8 +217,13 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         }
     }
     let _ = inbox_tx.send(DriverInput::Shutdown);
-    match driver_done.await {
+    let result = match driver_done.await {
         Ok(Ok(result)) => result,
         _ => Err(anyhow::anyhow!("the driver thread panicked")),
-    }
+    };
+    // The driver is gone, so the WAL thread's job queue is closed: it finishes what it was
+    // given and stops.
+    drop(inbox_tx);
+    let _ = tokio::task::spawn_blocking(move || wal_thread.join()).await;
+    result
 }
