@@ -326,11 +326,9 @@ impl Driver {
             let _ = op.reply.send(OpReply::NotLeader { leader: None });
             return;
         };
-        let status = g.raw.status();
-        if status.role != Role::Leader {
-            let _ = op.reply.send(OpReply::NotLeader {
-                leader: status.leader,
-            });
+        let (role, _, leader) = g.raw.role();
+        if role != Role::Leader {
+            let _ = op.reply.send(OpReply::NotLeader { leader });
             return;
         }
         let now = Instant::now();
@@ -384,8 +382,8 @@ impl Driver {
                 .groups
                 .iter()
                 .filter_map(|(shard, g)| {
-                    let s = g.raw.status();
-                    (s.role == Role::Leader).then_some((shard.0, s.term))
+                    let (role, term, _) = g.raw.role();
+                    (role == Role::Leader).then_some((shard.0, term))
                 })
                 .collect();
             self.transport.announce_leaders(&led);
@@ -614,29 +612,30 @@ impl Driver {
     fn publish_view(&mut self) {
         let mut view = self.view.write().expect("view lock poisoned");
         for (shard, g) in &self.groups {
-            let s = g.raw.status();
+            let (role, term, leader) = g.raw.role();
+            let (commit, applied, first_index, last_index) = g.raw.indices();
             let before = view.shards.get(shard);
-            if before.is_none_or(|b| b.role != s.role || b.term != s.term || b.leader != s.leader) {
+            if before.is_none_or(|b| b.role != role || b.term != term || b.leader != leader) {
                 tracing::info!(
                     node = self.cfg.me.0,
                     shard = shard.0,
-                    term = s.term.0,
-                    role = ?s.role,
-                    leader = s.leader.map_or(0, |l| l.0),
-                    commit = s.commit.0,
+                    term = term.0,
+                    role = ?role,
+                    leader = leader.map_or(0, |l| l.0),
+                    commit = commit.0,
                     "raft state changed"
                 );
             }
             view.shards.insert(
                 *shard,
                 ShardView {
-                    role: s.role,
-                    leader: s.leader,
-                    term: s.term,
-                    commit: s.commit,
-                    applied: s.applied,
-                    first_index: s.first_index,
-                    last_index: s.last_index,
+                    role,
+                    leader,
+                    term,
+                    commit,
+                    applied,
+                    first_index,
+                    last_index,
                     keys: g.sm.len() as u64,
                 },
             );

@@ -322,6 +322,25 @@ impl RawNode {
         self.raft.log.assert_invariants();
     }
 
+    /// This member's role, term and known leader, without the per-peer progress `status`
+    /// gathers (cheap enough for every client request).
+    #[must_use]
+    pub fn role(&self) -> (Role, Term, Option<NodeId>) {
+        (self.raft.role, self.raft.term, self.raft.leader)
+    }
+
+    /// Commit, applied, first and last index, without allocating.
+    #[must_use]
+    pub fn indices(&self) -> (LogIndex, LogIndex, LogIndex, LogIndex) {
+        let log = &self.raft.log;
+        (
+            log.committed,
+            log.applied,
+            log.first_index(),
+            log.last_index(),
+        )
+    }
+
     /// A summary of the member's state.
     #[must_use]
     pub fn status(&self) -> Status {
