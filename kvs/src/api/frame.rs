@@ -281,7 +281,7 @@ fn check_number(buf: &[u8], pos: usize, what: &str) -> Result<Option<(i64, usize
 }
 
 /// Parses a strict decimal `i64`: optional `-`, then digits only, no sign-only or empty text.
-fn parse_i64(text: &[u8]) -> Option<i64> {
+pub(crate) fn parse_i64(text: &[u8]) -> Option<i64> {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),

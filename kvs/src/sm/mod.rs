@@ -191,28 +191,12 @@ fn parse_redis_i64(v: &[u8]) -> Option<i64> {
     if v == b"0" {
         return Some(0);
     }
-    let (negative, digits) = match v.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, v),
-    };
-    match digits.first() {
-        Some(b'1'..=b'9') => {}
-        _ => return None,
+    let digits = v.strip_prefix(b"-").unwrap_or(v);
+    // No leading zero (and no bare `-`): Redis rejects `01` and `-0`.
+    if !matches!(digits.first(), Some(b'1'..=b'9')) {
+        return None;
     }
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        let d = i64::from(d - b'0');
-        n = n.checked_mul(10)?;
-        n = if negative {
-            n.checked_sub(d)?
-        } else {
-            n.checked_add(d)?
-        };
-    }
-    Some(n)
+    crate::api::frame::parse_i64(v)
 }
 
 #[cfg(test)]

@@ -261,12 +261,15 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Option<Record<'static>> {
     })
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
+/// Reads little-endian fields off the front of a byte slice; every read checks the length
+/// first, so a short or garbled buffer gives `None`, never a panic. Shared by the record and
+/// snapshot-file decoders.
+pub(super) struct Reader<'a> {
+    pub(super) buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.buf.len() < n {
             return None;
         }
@@ -274,13 +277,13 @@ impl<'a> Reader<'a> {
         self.buf = tail;
         Some(head)
     }
-    fn u8(&mut self) -> Option<u8> {
+    pub(super) fn u8(&mut self) -> Option<u8> {
         Some(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Option<u32> {
+    pub(super) fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
-    fn u64(&mut self) -> Option<u64> {
+    pub(super) fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 }

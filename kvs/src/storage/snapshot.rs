@@ -9,6 +9,7 @@
 //! `voter_count: u32`, `voters: u64 * voter_count`, `data_len: u64`, `data`, then `crc: u32`
 //! (CRC32C over everything before it).
 
+use super::record::Reader;
 use super::recovery::{read_all, sync_dir};
 use super::{GroupId, StorageError};
 use crate::raft::{LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
@@ -187,7 +188,7 @@ fn read_snapshot(path: &Path, group: GroupId) -> Result<Snapshot, StorageError> 
     if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
         return Err(bad("checksum mismatch"));
     }
-    let mut r = Cursor { buf: body };
+    let mut r = Reader { buf: body };
     let truncated = || bad("truncated");
     if r.take(8).ok_or_else(truncated)? != MAGIC {
         return Err(bad("bad magic"));
@@ -217,25 +218,4 @@ fn read_snapshot(path: &Path, group: GroupId) -> Result<Snapshot, StorageError> 
         },
         data,
     })
-}
-
-struct Cursor<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.buf.len() < n {
-            return None;
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Some(head)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
