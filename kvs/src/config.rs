@@ -57,7 +57,8 @@ pub struct ClusterConfig {
     #[serde(default = "default_fsync")]
     pub fsync: bool,
     /// Take a snapshot of a group once its log holds more than this many entries since the last
-    /// one. Default 10000.
+    /// one, and more entries than the group has keys (so the cost of writing a snapshot, which
+    /// grows with the keys, stays constant per entry). Default 10000.
     #[serde(default = "default_snapshot_log_entries_max")]
     pub snapshot_log_entries_max: u64,
     /// Protective limits on client traffic.

@@ -210,6 +210,23 @@ impl LocalCluster {
         }
     }
 
+    /// Waits up to `timeout` for node `i` to exit by itself; its exit status, or `None` if it
+    /// is still running (or was not started).
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.procs[i].as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.procs[i] = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// True when node `i`'s process is still running.
     pub fn is_running(&mut self, i: usize) -> bool {
         match &mut self.procs[i] {

@@ -158,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
                 .with_ansi(false)
+                .with_writer(std::io::stderr)
                 .init();
             let config = ClusterConfig::load(&config)
                 .with_context(|| format!("configuration {}", config.display()))?;

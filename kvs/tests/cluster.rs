@@ -99,14 +99,14 @@ async fn killed_leader_is_replaced_and_restarted_node_catches_up_from_a_snapshot
 async fn killed_leader_scenario(snapshot_log_entries_max: u64, expect_snapshot: bool) {
     let mut c = common::start(3, 1, snapshot_log_entries_max, &[]).await;
     let client = common::client(&c);
-    let mut acked = Vec::new();
+    let mut acked = std::collections::BTreeMap::new();
     for i in 0..60 {
         let k = format!("k{i}");
         client
             .set(k.as_bytes(), b"before")
             .await
             .expect("write before the kill");
-        acked.push((k, "before"));
+        acked.insert(k, "before".to_string());
     }
     let (old, _) = leader_of(&c, 0).await.expect("a leader");
     c.kill(old);
@@ -119,14 +119,16 @@ async fn killed_leader_scenario(snapshot_log_entries_max: u64, expect_snapshot: 
         election_timeout_max() * 2
     );
     assert_ne!(new, old);
-    // The new leader serves: more writes while the old leader is down.
-    for i in 60..200 {
-        let k = format!("k{i}");
+    // The new leader serves: more writes while the old leader is down, overwriting keys so
+    // that the log outgrows the state (which is when a group snapshots).
+    for i in 0..300 {
+        let k = format!("k{}", i % 20);
+        let v = format!("after{i}");
         client
-            .set(k.as_bytes(), b"after")
+            .set(k.as_bytes(), v.as_bytes())
             .await
             .expect("write after the kill");
-        acked.push((k, "after"));
+        acked.insert(k, v);
     }
     c.start_node(old).expect("restart");
     // The restarted node catches up: its applied index reaches the leader's commit.
@@ -483,4 +485,29 @@ async fn idle_cluster_keeps_its_leaders() {
             "node {i}: terms changed while the cluster was idle"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_a_node_down_cleanly_and_it_restarts() {
+    let mut c = common::start(3, 2, 10_000, &[]).await;
+    let client = common::client(&c);
+    client.set(b"before", b"term").await.expect("write");
+    c.signal(0, Signal::SIGTERM);
+    let status = c
+        .wait_exit(0, Duration::from_secs(5))
+        .expect("the node exits within 5 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    let log = std::fs::read_to_string(c.log_path(0)).unwrap_or_default();
+    assert!(
+        log.contains("SIGTERM: shutting down"),
+        "no shutdown line in the log"
+    );
+    c.start_node(0).expect("restart");
+    c.wait_ready(Duration::from_secs(20))
+        .await
+        .expect("ready again");
+    assert_eq!(
+        client.get(b"before").await.expect("read").as_deref(),
+        Some(&b"term"[..])
+    );
 }

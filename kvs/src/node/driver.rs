@@ -198,8 +198,10 @@ impl Group {
 pub struct Driver {
     cfg: DriverConfig,
     groups: BTreeMap<ShardId, Group>,
-    /// Jobs for the WAL thread, which owns the log and the snapshot files.
+    /// Jobs for the WAL thread, which owns the log.
     wal_jobs: std::sync::mpsc::Sender<WalJob>,
+    /// Snapshots for the snapshot thread to save (it then has the WAL compacted).
+    snapshot_jobs: std::sync::mpsc::Sender<(GroupId, Snapshot)>,
     /// The sequence number of the last job given to the WAL thread.
     wal_seq: u64,
     /// Rounds whose Readys wait for the WAL thread: each completes (messages sent, `advance`
@@ -223,6 +225,7 @@ impl Driver {
         cfg: DriverConfig,
         groups: BTreeMap<ShardId, Group>,
         wal_jobs: std::sync::mpsc::Sender<WalJob>,
+        snapshot_jobs: std::sync::mpsc::Sender<(GroupId, Snapshot)>,
         transport: Transport,
         view: Arc<RwLock<NodeView>>,
     ) -> Driver {
@@ -230,6 +233,7 @@ impl Driver {
             cfg,
             groups,
             wal_jobs,
+            snapshot_jobs,
             wal_seq: 0,
             unpersisted: VecDeque::new(),
             transport,
@@ -538,7 +542,8 @@ impl Driver {
             }
             g.raw.advance(ready);
             serve_confirmed_reads(g);
-            if g.sm.applied().0 > g.snapshot_index.0 + self.cfg.snapshot_log_entries_max {
+            let log_entries = g.sm.applied().0 - g.snapshot_index.0;
+            if log_entries > self.cfg.snapshot_log_entries_max.max(g.sm.len() as u64) {
                 self.take_snapshot(shard)?;
             }
         }
@@ -602,10 +607,10 @@ impl Driver {
         );
         g.raw.compact(snapshot.clone());
         g.snapshot_index = index;
-        // The WAL thread saves it and then compacts the log, after every earlier write.
-        self.wal_jobs
-            .send(WalJob::Compact { group, snapshot })
-            .map_err(|_| anyhow::anyhow!("the WAL thread stopped"))?;
+        // The snapshot thread saves it, then has the WAL compacted behind every earlier write.
+        self.snapshot_jobs
+            .send((group, snapshot))
+            .map_err(|_| anyhow::anyhow!("the snapshot thread stopped"))?;
         Ok(())
     }
 

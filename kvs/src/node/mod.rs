@@ -172,12 +172,29 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         round_inputs_max: 4096,
     };
     let (wal_jobs, wal_rx) = std::sync::mpsc::channel();
+    let (snapshot_jobs, snapshot_rx) = std::sync::mpsc::channel();
+    let snapshotter = {
+        let store = snapshots.clone();
+        let wal_jobs = wal_jobs.clone();
+        let inbox = inbox_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("kvs-snap-{}", me.0))
+            .spawn(move || wal_worker::run_snapshotter(store, snapshot_rx, wal_jobs, inbox))
+            .context("starting the snapshot thread")?
+    };
     let worker_inbox = inbox_tx.clone();
     let wal_thread = std::thread::Builder::new()
         .name(format!("kvs-wal-{}", me.0))
         .spawn(move || wal_worker::run(wal, snapshots, wal_rx, worker_inbox))
         .context("starting the WAL thread")?;
-    let driver = Driver::new(driver_config, groups, wal_jobs, transport, view.clone());
+    let driver = Driver::new(
+        driver_config,
+        groups,
+        wal_jobs,
+        snapshot_jobs,
+        transport,
+        view.clone(),
+    );
     let driver_thread = std::thread::Builder::new()
         .name(format!("kvs-driver-{}", me.0))
         .spawn(move || driver.run(inbox_rx))
@@ -224,6 +241,10 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
     // The driver is gone, so the WAL thread's job queue is closed: it finishes what it was
     // given and stops.
     drop(inbox_tx);
-    let _ = tokio::task::spawn_blocking(move || wal_thread.join()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = snapshotter.join();
+        wal_thread.join()
+    })
+    .await;
     result
 }

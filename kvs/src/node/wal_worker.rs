@@ -32,17 +32,39 @@ pub enum WalJob {
         /// What to write.
         items: Vec<PersistItem>,
     },
-    /// A snapshot the driver took: save it, then compact the group's log up to it.
+    /// A snapshot of the group at `index` is durable: the log may forget what it covers.
     Compact {
         /// The group.
         group: GroupId,
-        /// The snapshot.
-        snapshot: Snapshot,
+        /// The snapshot's last index.
+        index: crate::raft::LogIndex,
     },
 }
 
 /// Jobs taken together under one `sync` at most.
 const JOBS_PER_SYNC_MAX: usize = 4096;
+
+/// Saves the snapshots the driver takes, off the WAL thread (a large snapshot's write and
+/// fsync must not hold up the log's syncs), then asks the WAL thread to compact up to it. The
+/// entries it covers were handed to the WAL thread before the snapshot was taken, so the
+/// compaction, queued after them, never overtakes them.
+pub fn run_snapshotter(
+    snapshots: SnapshotStore,
+    jobs: Receiver<(GroupId, Snapshot)>,
+    wal: std::sync::mpsc::Sender<WalJob>,
+    driver: SyncSender<DriverInput>,
+) {
+    while let Ok((group, snapshot)) = jobs.recv() {
+        let index = snapshot.meta.index;
+        if let Err(e) = snapshots.save(group, &snapshot) {
+            let _ = driver.send(DriverInput::StorageFailed(format!("{e:#}")));
+            return;
+        }
+        if wal.send(WalJob::Compact { group, index }).is_err() {
+            return;
+        }
+    }
+}
 
 /// Runs until the driver drops its sender. A storage error is reported to the driver as
 /// `StorageFailed` and stops the thread: after a failed write or fsync nothing more may be
@@ -101,11 +123,8 @@ fn write_batch(
                 }
                 done = Some(seq);
             }
-            WalJob::Compact { group, snapshot } => {
-                // The snapshot file is durable (save fsyncs it) before the log forgets what
-                // it covers.
-                snapshots.save(group, &snapshot)?;
-                wal.compact(group, snapshot.meta.index)?;
+            WalJob::Compact { group, index } => {
+                wal.compact(group, index)?;
                 wrote = true;
             }
         }

@@ -22,7 +22,7 @@ const MAGIC: &[u8; 8] = b"RKVSNAP1";
 const TEMP_SUFFIX: &str = ".snap.tmp";
 
 /// The node's snapshot directory.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SnapshotStore {
     dir: PathBuf,
     fsync: bool,
@@ -101,10 +101,16 @@ impl SnapshotStore {
         if self.fsync {
             sync_dir(&self.dir)?;
         }
-        // The new snapshot is durable: older ones can go.
+        // The new snapshot is durable: older ones can go. Two threads may save snapshots of one
+        // group at once (one taken here, one received from the leader), so a file already gone
+        // is fine.
         for (older, older_path) in self.files_of(group)? {
             if older < meta.index {
-                std::fs::remove_file(&older_path).map_err(|e| StorageError::io(&older_path, e))?;
+                match std::fs::remove_file(&older_path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io(&older_path, e)),
+                }
             }
         }
         Ok(())
