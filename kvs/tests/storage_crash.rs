@@ -71,12 +71,19 @@ fn expected_at<'a>(run: &'a Run, cut: &Position) -> (Position, &'a Model) {
 }
 
 /// Copies the log, cuts its last segment to `len` bytes, and opens it.
-fn open_cut(src: &Path, len: u64) -> (tempfile::TempDir, Result<Wal, StorageError>) {
+/// Copies the log and cuts its last segment at `len`; with `zeros_after`, the cut is padded
+/// with that many zero bytes, which is what a crash leaves in a preallocated segment.
+fn open_cut(
+    src: &Path,
+    len: u64,
+    zeros_after: u64,
+) -> (tempfile::TempDir, Result<Wal, StorageError>) {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(src, copy.path());
     let last = segment_files(copy.path()).pop().unwrap();
     let f = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
     f.set_len(len).unwrap();
+    f.set_len(len + zeros_after).unwrap();
     drop(f);
     let wal = Wal::open(copy.path(), test_options(u64::MAX));
     (copy, wal)
@@ -86,8 +93,21 @@ fn check_cut(run: &Run, len: u64, seed: u64) {
     let (name, _) = log_end(run.dir.path());
     let cut = (name.clone(), len);
     let (pos, model) = expected_at(run, &cut);
-    let (copy, wal) = open_cut(run.dir.path(), len);
     let context = format!("seed {seed}, cut {name} at {len} (KVS_STORAGE_SEED={seed} replays)");
+    // The same cut as a preallocated segment leaves it: zeros after the cut. That file is
+    // byte for byte the log cut `z` bytes later, where `z` counts the zeros the log itself had
+    // at the cut, so it must recover exactly what that cut does.
+    let (_padded, wal) = open_cut(run.dir.path(), len, 4096);
+    let wal = wal.unwrap_or_else(|e| panic!("{context}, zero-padded: open failed: {e}"));
+    let original = std::fs::read(run.dir.path().join(&name)).unwrap();
+    let zeros = original[len as usize..]
+        .iter()
+        .take_while(|b| **b == 0)
+        .count() as u64;
+    let (_, padded_model) = expected_at(run, &(name.clone(), len + zeros));
+    assert_matches(&wal, padded_model, &format!("{context}, zero-padded"));
+    drop(wal);
+    let (copy, wal) = open_cut(run.dir.path(), len, 0);
     let wal = wal.unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
     assert_matches(&wal, model, &context);
     // The torn tail is gone from the file: it ends at the last whole record.

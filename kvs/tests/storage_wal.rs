@@ -289,7 +289,15 @@ fn steady_load_with_snapshots_keeps_disk_use_bounded() {
 fn dump_lists_records_and_gives_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let wal_dir = dir.path().join("wal");
-    let mut wal = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+    // The file is edited byte by byte below: no preallocated zeros after the records.
+    let mut wal = Wal::open(
+        &wal_dir,
+        WalOptions {
+            preallocate: false,
+            ..WalOptions::default()
+        },
+    )
+    .unwrap();
     for g in 1..=3 {
         wal.append_entries(GroupId(g), &entries(1, 4, 1, "d"))
             .unwrap();
@@ -462,4 +470,57 @@ fn large_batches_split_into_records_and_replay() {
         wal.entries(g, LogIndex(1), LogIndex(251)).unwrap(),
         expected
     );
+}
+
+#[test]
+fn preallocated_segments_recover_cleanly_roll_trimmed_and_keep_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        segment_bytes_max: 64 * 1024,
+        preallocate: true,
+        fsync: false,
+        ..WalOptions::default()
+    };
+    let entries = |from: u64, n: u64| -> Vec<Entry> {
+        (from..from + n)
+            .map(|i| Entry {
+                term: Term(1),
+                index: LogIndex(i),
+                kind: EntryKind::Normal,
+                data: bytes::Bytes::from(vec![b'x'; 100]),
+            })
+            .collect()
+    };
+    let mut wal = Wal::open(dir.path(), options.clone()).unwrap();
+    wal.append_entries(GroupId(1), &entries(1, 10)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    // The active segment has its full size: zeros after the records.
+    let active = segment_files(dir.path()).pop().unwrap();
+    assert_eq!(std::fs::metadata(&active).unwrap().len(), 64 * 1024);
+    // Reopening sees a clean log, not damage, and appends after the last record.
+    let mut out = Vec::new();
+    assert_eq!(dump(dir.path(), &mut out).unwrap(), DumpVerdict::Clean);
+    let mut wal = Wal::open(dir.path(), options.clone()).unwrap();
+    assert_eq!(wal.last_index(GroupId(1)), LogIndex(10));
+    // Enough to roll several times: closed segments are trimmed to their records.
+    let mut next = 11;
+    for _ in 0..40 {
+        wal.append_entries(GroupId(1), &entries(next, 20)).unwrap();
+        wal.sync().unwrap();
+        next += 20;
+    }
+    drop(wal);
+    let files = segment_files(dir.path());
+    assert!(files.len() > 1, "the log never rolled");
+    for closed in &files[..files.len() - 1] {
+        let bytes = std::fs::read(closed).unwrap();
+        assert_ne!(bytes.last(), Some(&0), "{} keeps zeros", closed.display());
+    }
+    let wal = Wal::open(dir.path(), options).unwrap();
+    assert_eq!(wal.last_index(GroupId(1)), LogIndex(next - 1));
+    let got = wal
+        .entries(GroupId(1), LogIndex(next - 20), LogIndex(next))
+        .unwrap();
+    assert_eq!(got, entries(next - 20, 20));
 }

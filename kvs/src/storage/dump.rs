@@ -69,7 +69,7 @@ pub fn dump(dir: &Path, out: &mut dyn Write) -> Result<DumpVerdict, StorageError
             .map_err(out_err)?;
         }
         match end {
-            SegmentEnd::Clean => {}
+            SegmentEnd::Clean | SegmentEnd::ZeroTail { .. } => {}
             SegmentEnd::TornTail {
                 offset_bytes,
                 reason,

@@ -50,6 +50,7 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, Sto
         let (records, end) = segment::scan(&buf, is_last, options.record_bytes_max);
         let len_bytes = match end {
             SegmentEnd::Clean => buf.len() as u64,
+            SegmentEnd::ZeroTail { offset_bytes } => offset_bytes,
             SegmentEnd::Corrupt {
                 offset_bytes,
                 reason,
@@ -93,11 +94,16 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, Sto
             }
             cache.retain_range(r.group, log.first_index, log.last_index());
         }
+        // Appends go to explicit offsets (`len_bytes` on), never to the file's end, which may
+        // lie past preallocated zeros.
         let file = OpenOptions::new()
             .read(true)
-            .append(is_last)
+            .write(is_last)
             .open(&path)
             .map_err(|e| StorageError::io(&path, e))?;
+        if is_last {
+            preallocate(&file, &path, len_bytes, options)?;
+        }
         segments.insert(seq, (path, file, len_bytes));
     }
     for (group, log) in &groups {
@@ -112,7 +118,7 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, Sto
     if segments.is_empty() {
         let seq = SegmentSeq(1);
         let path = dir.join(seq.file_name());
-        let file = create_segment(&path)?;
+        let file = create_segment(&path, options)?;
         segments.insert(seq, (path, file, 0));
         created_first_segment = true;
     }
@@ -125,13 +131,44 @@ pub(crate) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, Sto
 }
 
 /// Creates a new, empty segment file open for reading and appending.
-pub(crate) fn create_segment(path: &Path) -> Result<File, StorageError> {
-    OpenOptions::new()
+pub(crate) fn create_segment(path: &Path, options: &WalOptions) -> Result<File, StorageError> {
+    let file = OpenOptions::new()
         .read(true)
-        .append(true)
+        .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| StorageError::io(path, e))
+        .map_err(|e| StorageError::io(path, e))?;
+    preallocate(&file, path, 0, options)?;
+    Ok(file)
+}
+
+/// Gives the active segment its full size from `from_bytes` on (see
+/// [`WalOptions::preallocate`]); a file system that cannot preallocate is simply not asked
+/// again (appends then grow the file, as without the option).
+fn preallocate(
+    file: &File,
+    path: &Path,
+    from_bytes: u64,
+    options: &WalOptions,
+) -> Result<(), StorageError> {
+    if !options.preallocate || from_bytes >= options.segment_bytes_max {
+        return Ok(());
+    }
+    let len = options.segment_bytes_max - from_bytes;
+    match nix::fcntl::posix_fallocate(
+        std::os::fd::AsRawFd::as_raw_fd(file),
+        from_bytes as i64,
+        len as i64,
+    ) {
+        Ok(())
+        | Err(
+            nix::errno::Errno::EOPNOTSUPP
+            | nix::errno::Errno::EINVAL
+            | nix::errno::Errno::ENOSPC
+            | nix::errno::Errno::EFBIG,
+        ) => Ok(()),
+        Err(e) => Err(StorageError::io(path, std::io::Error::from(e))),
+    }
 }
 
 /// Makes the directory entries of `dir` (created, renamed or removed files) durable.

@@ -81,6 +81,13 @@ pub(crate) struct ScannedRecord {
 pub(crate) enum SegmentEnd {
     /// Every byte belongs to a well-formed record.
     Clean,
+    /// Well-formed records up to `offset_bytes`, then only zeros to the end of the last
+    /// segment: space preallocated for appends (or a torn write that left nothing but zeros;
+    /// either way nothing is lost by starting the next append there).
+    ZeroTail {
+        /// End of the last good record.
+        offset_bytes: u64,
+    },
     /// A torn write from `offset_bytes` to the end of the last segment.
     TornTail {
         /// End of the last good record.
@@ -122,6 +129,9 @@ pub(crate) fn scan(
             }
             Frame::Bad(reason) => {
                 let offset_bytes = at as u64;
+                if is_last_segment && buf[at..].iter().all(|&b| b == 0) {
+                    return (records, SegmentEnd::ZeroTail { offset_bytes });
+                }
                 if let Some(later) = first_valid_frame_after(buf, at, record_bytes_max) {
                     let reason = format!("{reason}; a valid record follows at byte {later}");
                     return (
@@ -216,15 +226,20 @@ mod tests {
     }
 
     #[test]
-    fn trailing_zeros_are_a_torn_tail_only_in_the_last_segment() {
+    fn trailing_zeros_are_free_space_only_in_the_last_segment() {
         let (mut buf, _) = two_records();
         let len = buf.len();
         buf.extend_from_slice(&[0; 100]);
         let (records, end) = scan(&buf, true, 1 << 20);
         assert_eq!(records.len(), 2);
+        assert!(matches!(end, SegmentEnd::ZeroTail { offset_bytes } if offset_bytes == len as u64));
+        // A half-written record before the zeros is still a torn tail.
+        buf[len] = 7;
+        let (_, end) = scan(&buf, true, 1 << 20);
         assert!(
             matches!(end, SegmentEnd::TornTail { offset_bytes, .. } if offset_bytes == len as u64)
         );
+        buf[len] = 0;
         let (_, end) = scan(&buf, false, 1 << 20);
         assert!(matches!(end, SegmentEnd::Corrupt { .. }));
     }

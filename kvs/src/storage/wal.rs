@@ -29,7 +29,6 @@ use crate::raft::{Entry, HardState, LogIndex, SnapshotMeta, Term};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -446,9 +445,7 @@ impl Wal {
         }
         let pending = std::mem::take(&mut self.pending);
         let active = self.segments.values_mut().next_back().expect("one segment");
-        active
-            .file
-            .write_all(&pending)
+        std::os::unix::fs::FileExt::write_all_at(&active.file, &pending, active.len_bytes)
             .map_err(|e| StorageError::io(&active.path, e))?;
         active.len_bytes += pending.len() as u64;
         self.pending = pending;
@@ -518,16 +515,24 @@ impl Wal {
     /// group's hard state and snapshot point into it, and copies small pinning logs forward.
     fn roll(&mut self) -> Result<(), StorageError> {
         self.flush()?;
-        if self.options.fsync {
+        {
             let active = self.active();
+            // Only the last segment may end in zeros (preallocated space; recovery reads zeros
+            // anywhere else as damage): trim the closing one to what it holds.
             active
                 .file
-                .sync_data()
+                .set_len(active.len_bytes)
                 .map_err(|e| StorageError::io(&active.path, e))?;
+            if self.options.fsync {
+                active
+                    .file
+                    .sync_all()
+                    .map_err(|e| StorageError::io(&active.path, e))?;
+            }
         }
         let seq = SegmentSeq(self.active_seq().0 + 1);
         let path = self.dir.join(seq.file_name());
-        let file = create_segment(&path)?;
+        let file = create_segment(&path, &self.options)?;
         if self.options.fsync {
             sync_dir(&self.dir)?;
         }

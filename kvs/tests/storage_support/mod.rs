@@ -203,11 +203,15 @@ pub fn assert_matches(wal: &Wal, model: &Model, context: &str) {
 
 /// Options for tests: no fsync (crashes are simulated by cutting files), every record written
 /// to the file at once so that file lengths mark record boundaries.
+/// Options for tests that reason about file lengths: no preallocation, so a segment file is
+/// exactly its records (the crash tests also check the preallocated shape, by padding cuts with
+/// zeros).
 pub fn test_options(segment_bytes_max: u64) -> WalOptions {
     WalOptions {
         segment_bytes_max,
         fsync: false,
         write_buffer_bytes_max: 0,
+        preallocate: false,
         ..WalOptions::default()
     }
 }
