@@ -143,8 +143,9 @@ pub struct Group {
     applied_term: Term,
     /// The term and vote last written to disk and synced.
     durable_term_vote: (Term, Option<NodeId>),
-    /// Readys of this group whose application waits for their persistence (one carried a
-    /// snapshot; those after it keep the order).
+    /// Readys of this group on their way to disk whose application waits for it (one carried a
+    /// snapshot; those after it keep the order). Invariant: equals the number of this group's
+    /// `PendingReady`s with `apply_when_durable`.
     deferred_readies: usize,
 }
 
@@ -194,6 +195,15 @@ impl Group {
     }
 }
 
+/// A group's Ready on its way to disk.
+struct PendingReady {
+    shard: ShardId,
+    ready: Ready,
+    /// Its committed entries and reads wait for its persistence (it carries a snapshot, or
+    /// follows one of the same group that does); otherwise they were handled at once.
+    apply_when_durable: bool,
+}
+
 /// The driver's state: every group, the WAL, the transport, the shared view.
 pub struct Driver {
     cfg: DriverConfig,
@@ -206,7 +216,7 @@ pub struct Driver {
     wal_seq: u64,
     /// Rounds whose Readys wait for the WAL thread: each completes (messages sent, `advance`
     /// called) once job `seq` is durable, strictly in order.
-    unpersisted: VecDeque<(u64, Vec<(ShardId, Ready)>)>,
+    unpersisted: VecDeque<(u64, Vec<PendingReady>)>,
     transport: Transport,
     view: Arc<RwLock<NodeView>>,
     ticks: u64,
@@ -470,15 +480,17 @@ impl Driver {
         //    rather than after this round's own disk write. A Ready with a snapshot is applied
         //    only once the snapshot is on disk, and so is every later Ready of that group.
         let mut items = Vec::new();
-        for (shard, ready) in &readies {
+        let mut pending = Vec::with_capacity(readies.len());
+        for (shard, ready) in readies {
             let g = self
                 .groups
-                .get_mut(shard)
+                .get_mut(&shard)
                 .expect("ready from a hosted group");
-            if ready.snapshot.is_some() || g.deferred_readies > 0 {
+            let apply_when_durable = ready.snapshot.is_some() || g.deferred_readies > 0;
+            if apply_when_durable {
                 g.deferred_readies += 1;
             } else {
-                apply_ready(g, ready)?;
+                apply_ready(g, &ready)?;
                 serve_confirmed_reads(g);
             }
             if ready.snapshot.is_some() || !ready.entries.is_empty() || ready.hard_state.is_some() {
@@ -489,6 +501,11 @@ impl Driver {
                     hard_state: ready.hard_state,
                 });
             }
+            pending.push(PendingReady {
+                shard,
+                ready,
+                apply_when_durable,
+            });
         }
 
         // 3. Hand the writes to the WAL thread (one sync covers many rounds); the rest of the
@@ -501,13 +518,13 @@ impl Driver {
                     items,
                 })
                 .map_err(|_| anyhow::anyhow!("the WAL thread stopped"))?;
-            self.unpersisted.push_back((self.wal_seq, readies));
+            self.unpersisted.push_back((self.wal_seq, pending));
         } else if self.unpersisted.is_empty() {
-            self.complete(readies)?;
+            self.complete(pending)?;
         } else {
             // Nothing to write, but earlier Readys are still on their way to disk: messages
             // keep their order behind them.
-            self.unpersisted.push_back((self.wal_seq, readies));
+            self.unpersisted.push_back((self.wal_seq, pending));
         }
         self.flush_heartbeats_if_due();
         self.publish_view();
@@ -516,35 +533,42 @@ impl Driver {
 
     /// Finishes Readys whose writes are durable: sends their messages, applies what was
     /// deferred, hands them back to the core, and snapshots groups whose log grew long.
-    fn complete(&mut self, mut readies: Vec<(ShardId, Ready)>) -> anyhow::Result<()> {
-        for (shard, ready) in &readies {
-            if let Some(hs) = ready.hard_state {
+    fn complete(&mut self, mut readies: Vec<PendingReady>) -> anyhow::Result<()> {
+        for p in &readies {
+            if let Some(hs) = p.ready.hard_state {
                 let g = self
                     .groups
-                    .get_mut(shard)
+                    .get_mut(&p.shard)
                     .expect("ready from a hosted group");
                 g.durable_term_vote = (hs.term, hs.vote);
             }
         }
         let rest: Vec<(ShardId, Message)> = readies
             .iter_mut()
-            .flat_map(|(shard, ready)| ready.messages.drain(..).map(|m| (*shard, m)))
+            .flat_map(|p| {
+                let shard = p.shard;
+                p.ready.messages.drain(..).map(move |m| (shard, m))
+            })
             .collect();
         self.send(rest);
-        for (shard, ready) in readies {
+        for p in readies {
             let g = self
                 .groups
-                .get_mut(&shard)
+                .get_mut(&p.shard)
                 .expect("ready from a hosted group");
-            if g.deferred_readies > 0 {
+            if p.apply_when_durable {
                 g.deferred_readies -= 1;
-                apply_ready(g, &ready)?;
+                apply_ready(g, &p.ready)?;
             }
-            g.raw.advance(ready);
+            g.raw.advance(p.ready);
             serve_confirmed_reads(g);
-            let log_entries = g.sm.applied().0 - g.snapshot_index.0;
-            if log_entries > self.cfg.snapshot_log_entries_max.max(g.sm.len() as u64) {
-                self.take_snapshot(shard)?;
+            // No snapshot while a received one still waits to be applied: the state machine is
+            // then behind the core's log.
+            let log_entries = g.sm.applied().0.saturating_sub(g.snapshot_index.0);
+            if g.deferred_readies == 0
+                && log_entries > self.cfg.snapshot_log_entries_max.max(g.sm.len() as u64)
+            {
+                self.take_snapshot(p.shard)?;
             }
         }
         Ok(())
