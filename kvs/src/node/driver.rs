@@ -226,6 +226,10 @@ pub struct Driver {
     heartbeats_held: BTreeMap<NodeId, Batch>,
     /// A heartbeat tick passed: the round flushes the held heartbeats when it ends.
     heartbeat_flush_due: bool,
+    /// Role, term and leader of each group as last published in the view.
+    published_routing: BTreeMap<ShardId, (Role, Term, Option<NodeId>)>,
+    /// A tick passed since the view's indices were last published.
+    view_stale: bool,
 }
 
 impl Driver {
@@ -252,6 +256,8 @@ impl Driver {
             next_read_ctx: 1,
             heartbeats_held: BTreeMap::new(),
             heartbeat_flush_due: false,
+            published_routing: BTreeMap::new(),
+            view_stale: true,
         }
     }
 
@@ -383,6 +389,7 @@ impl Driver {
 
     fn tick(&mut self, now: Instant) {
         self.ticks += 1;
+        self.view_stale = true;
         for g in self.groups.values_mut() {
             g.raw.tick();
             expire_waiters(g, now);
@@ -638,7 +645,20 @@ impl Driver {
         Ok(())
     }
 
+    /// Publishes the groups' state for the client-facing side. Routing (role, term, leader) is
+    /// published as soon as it changes; the indices and key counts, which only INFO reads, at
+    /// most once a tick, so that client requests rarely meet the write lock.
     fn publish_view(&mut self) {
+        let routing_changed = self
+            .groups
+            .iter()
+            .any(|(shard, g)| self.published_routing.get(shard) != Some(&g.raw.role()));
+        if !routing_changed && !std::mem::take(&mut self.view_stale) {
+            return;
+        }
+        for (shard, g) in &self.groups {
+            self.published_routing.insert(*shard, g.raw.role());
+        }
         let mut view = self.view.write().expect("view lock poisoned");
         for (shard, g) in &self.groups {
             let (role, term, leader) = g.raw.role();
