@@ -406,6 +406,15 @@ async fn garbage_on_the_peer_port_closes_only_that_connection() {
     );
     let log = std::fs::read_to_string(c.log_path(0)).unwrap_or_default();
     assert!(log.contains("closing"), "the bad peer frame was not logged");
+    let info = raw_command(c.client_addrs()[0], &["INFO", "stats"]).await;
+    let Some(Frame::Bulk(text)) = info else {
+        panic!("INFO stats failed: {info:?}")
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert!(
+        !text.contains("peer_decode_errors:0\r\n"),
+        "the bad peer frame was not counted: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use super::frame::{Frame, FrameError};
 use super::reply;
 use crate::config::ClusterConfig;
 use crate::node::driver::{ClientOp, DriverInput, OpKind, OpReply, ReadQuery};
-use crate::node::transport::RemoteLeaders;
+use crate::node::transport::{RemoteLeaders, TransportStats};
 use crate::node::view::NodeView;
 use crate::raft::{NodeId, Role};
 use crate::shard::{ShardId, ShardMap, Slot};
@@ -47,6 +47,8 @@ pub struct ServerContext {
     pub remote_leaders: RemoteLeaders,
     /// When the node started (for INFO's uptime).
     pub started: std::time::Instant,
+    /// The peer transport's counters (for INFO's stats section).
+    pub transport_stats: Arc<TransportStats>,
 }
 
 /// Accepts client connections until the listener fails.
@@ -374,7 +376,29 @@ fn info(ctx: &ServerContext, section: Option<&str>) -> Frame {
         connected_clients: ctx.connections.load(Ordering::Relaxed),
         unsafe_local_reads: ctx.unsafe_local_reads,
     };
-    super::cmd::info::reply(section, &node, &shards)
+    let mut reply = super::cmd::info::reply(section, &node, &shards);
+    if matches!(
+        section,
+        None | Some("all" | "everything" | "default" | "stats")
+    ) {
+        if let Frame::Bulk(text) = &reply {
+            let t = &ctx.transport_stats;
+            let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            let mut out = String::from_utf8_lossy(text).into_owned();
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            out.push_str(&format!(
+                "# Stats\r\npeer_batches_dropped:{}\r\npeer_inbound_dropped:{}\r\npeer_decode_errors:{}\r\npeer_connects:{}\r\n",
+                load(&t.batches_dropped),
+                load(&t.inbound_dropped),
+                load(&t.decode_errors),
+                load(&t.connects),
+            ));
+            reply = Frame::Bulk(out.into());
+        }
+    }
+    reply
 }
 
 /// The node believed to lead `shard`: the leader this node knows for a hosted shard, the one a

@@ -662,7 +662,7 @@ impl Driver {
         let mut view = self.view.write().expect("view lock poisoned");
         for (shard, g) in &self.groups {
             let (role, term, leader) = g.raw.role();
-            let (commit, applied, first_index, last_index) = g.raw.indices();
+            let (commit, applied, _, _) = g.raw.indices();
             let before = view.shards.get(shard);
             if before.is_none_or(|b| b.role != role || b.term != term || b.leader != leader) {
                 tracing::info!(
@@ -683,17 +683,10 @@ impl Driver {
                     term,
                     commit,
                     applied,
-                    first_index,
-                    last_index,
                     keys: g.sm.len() as u64,
                 },
             );
         }
-        view.batches_dropped = self
-            .transport
-            .stats
-            .batches_dropped
-            .load(std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -150,6 +150,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         .filter_map(|n| Some((NodeId(n.id), config.route_to(me, NodeId(n.id))?)))
         .collect();
     let transport = transport::Transport::start(me, tag, routes);
+    let transport_stats = transport.stats.clone();
     let (inbox_tx, inbox_rx) = std::sync::mpsc::sync_channel(DRIVER_INBOX_MAX);
     let remote_leaders = transport::RemoteLeaders::default();
     tokio::spawn(transport::accept_loop(
@@ -210,6 +211,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         connections: AtomicUsize::new(0),
         remote_leaders,
         started: std::time::Instant::now(),
+        transport_stats,
     });
     tokio::spawn(server::accept_loop(client_listener, ctx));
     tracing::info!(

@@ -19,19 +19,13 @@ pub struct ShardView {
     pub commit: LogIndex,
     /// This node's applied index.
     pub applied: LogIndex,
-    /// The first index still in the log (after the snapshot).
-    pub first_index: LogIndex,
-    /// The last index in the log.
-    pub last_index: LogIndex,
     /// Keys in this node's copy of the shard.
     pub keys: u64,
 }
 
-/// Every hosted shard, plus node-wide counters.
+/// Every hosted shard.
 #[derive(Clone, Debug, Default)]
 pub struct NodeView {
     /// Hosted shards by id.
     pub shards: BTreeMap<ShardId, ShardView>,
-    /// Peer batches dropped because a peer's queue was full (slow or unreachable peers).
-    pub batches_dropped: u64,
 }

@@ -313,20 +313,16 @@ fn snapshot_with_a_valid_checksum_but_bad_order_is_rejected() {
     );
 }
 
-/// splitmix64: a tiny seeded PRNG, so a failing run can be replayed from its seed.
-struct SplitMix64(u64);
+/// The project's seeded generator, so a failing run can be replayed from its seed.
+struct SplitMix64(crate::raft::rand::SplitMix64);
 
 impl SplitMix64 {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.below(n.max(1))
     }
 
     fn key(&mut self) -> Bytes {
@@ -371,7 +367,7 @@ impl SplitMix64 {
 fn random_histories_replay_identically_through_encoding_and_snapshots() {
     let seed = 0xC0FF_EE00_u64;
     println!("sm random history seed: {seed:#x}");
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64(crate::raft::rand::SplitMix64::new(seed));
     let mut direct = StateMachine::new();
     let mut via_log = StateMachine::new();
     for i in 1..=2_000u64 {
@@ -394,7 +390,7 @@ fn random_histories_replay_identically_through_encoding_and_snapshots() {
 fn decoding_random_bytes_never_panics() {
     let seed = 0x00DE_C0DE_u64;
     println!("decode fuzz seed: {seed:#x}");
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64(crate::raft::rand::SplitMix64::new(seed));
     let snapshot = {
         let mut sm = StateMachine::new();
         for i in 1..=20 {

@@ -9,23 +9,19 @@ use kvs::storage::{GroupId, Wal, WalOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// splitmix64: small, seeded, good enough to pick test cases.
-pub struct Rng(u64);
+/// The project's seeded generator (`kvs::raft::rand::SplitMix64`), with a test helper.
+pub struct Rng(kvs::raft::rand::SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(kvs::raft::rand::SplitMix64::new(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.0.below(n)
     }
     /// True with probability `percent`/100.
     pub fn chance(&mut self, percent: u64) -> bool {
