@@ -16,6 +16,7 @@ pub use wire::DecodeError;
 
 use crate::raft::types::LogIndex;
 use bytes::Bytes;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 /// The error text for INCR on a value that is not a decimal `i64` (Redis's).
@@ -74,18 +75,33 @@ impl StateMachine {
                 value,
                 condition,
             } => {
-                let current = self.map.get(key);
-                let holds = match condition {
-                    SetCondition::Always => true,
-                    SetCondition::Nx => current.is_none(),
-                    SetCondition::Xx => current.is_some(),
-                    SetCondition::IfEq(old) => current == Some(old),
-                };
-                if holds {
+                // One descent of the tree per write: the common unconditional SET inserts
+                // straight away, a conditional one looks at the slot it found.
+                if let SetCondition::Always = condition {
                     self.map.insert(key.clone(), value.clone());
-                    Outcome::Ok
-                } else {
-                    Outcome::Nil
+                    return Outcome::Ok;
+                }
+                match self.map.entry(key.clone()) {
+                    Entry::Vacant(slot) => {
+                        if let SetCondition::Nx = condition {
+                            slot.insert(value.clone());
+                            return Outcome::Ok;
+                        }
+                        Outcome::Nil
+                    }
+                    Entry::Occupied(mut slot) => {
+                        let holds = match condition {
+                            SetCondition::Always | SetCondition::Xx => true,
+                            SetCondition::Nx => false,
+                            SetCondition::IfEq(old) => slot.get() == old,
+                        };
+                        if holds {
+                            slot.insert(value.clone());
+                            Outcome::Ok
+                        } else {
+                            Outcome::Nil
+                        }
+                    }
                 }
             }
             Command::Del { keys } => {
@@ -98,9 +114,10 @@ impl StateMachine {
                 Outcome::Integer(removed)
             }
             Command::Incr { key } => {
-                let current = match self.map.get(key) {
-                    None => 0,
-                    Some(v) => match parse_redis_i64(v) {
+                let slot = self.map.entry(key.clone());
+                let current = match &slot {
+                    Entry::Vacant(_) => 0,
+                    Entry::Occupied(v) => match parse_redis_i64(v.get()) {
                         Some(n) => n,
                         None => return Outcome::Error(ERR_NOT_INTEGER.to_string()),
                     },
@@ -108,8 +125,15 @@ impl StateMachine {
                 let Some(next) = current.checked_add(1) else {
                     return Outcome::Error(ERR_OVERFLOW.to_string());
                 };
-                self.map
-                    .insert(key.clone(), Bytes::from(next.to_string().into_bytes()));
+                let value = Bytes::from(next.to_string().into_bytes());
+                match slot {
+                    Entry::Vacant(v) => {
+                        v.insert(value);
+                    }
+                    Entry::Occupied(mut o) => {
+                        o.insert(value);
+                    }
+                }
                 Outcome::Integer(next)
             }
             Command::MSet { pairs } => {
