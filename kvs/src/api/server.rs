@@ -19,13 +19,13 @@ use crate::node::view::NodeView;
 use crate::raft::{NodeId, Role};
 use crate::shard::{ShardId, ShardMap, Slot};
 use bytes::BytesMut;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Everything a connection handler needs, shared by all connections of a node.
 pub struct ServerContext {
@@ -106,104 +106,142 @@ enum Shape {
     Outcome,
 }
 
-async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
-    let (mut rd, mut wr) = stream.into_split();
+async fn serve_connection(mut stream: TcpStream, ctx: &Arc<ServerContext>) {
+    // One task reads, dispatches and writes, so a request costs one wake-up when its answer
+    // comes back (a separate writer task would be woken once more for every request).
+    let (mut rd, mut wr) = stream.split();
     let pending_max = ctx.config.limits.pending_requests_max;
-    let (tx, mut rx) = mpsc::channel::<Pending>(pending_max * 2 + 16);
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let writer_in_flight = in_flight.clone();
-    let settled = Arc::new(tokio::sync::Notify::new());
-    let writer_settled = settled.clone();
-    let me = ctx.me;
-    let routes = ctx.clone();
-
-    // The writer resolves replies strictly in request order, and writes as many as are ready
-    // in one system call.
-    let writer = tokio::spawn(async move {
-        let mut out = BytesMut::with_capacity(16 * 1024);
-        while let Some(p) = rx.recv().await {
-            let mut next = Some(p);
-            while let Some(p) = next.take() {
-                match p {
-                    Pending::Now(f) => f.encode(&mut out),
-                    Pending::Later { rx, shape, slot } => {
-                        let reply = rx.await.unwrap_or_else(|_| {
-                            OpReply::Unknown("outcome unknown: the node dropped the request".into())
-                        });
-                        writer_in_flight.fetch_sub(1, Ordering::Relaxed);
-                        writer_settled.notify_one();
-                        render(&routes, me, reply, shape, slot).encode(&mut out);
+    let limits = ctx.config.limits.frame_limits();
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    // Replies in request order; `waiting` of them are still with the driver.
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let mut waiting = 0usize;
+    // A parsed request that must wait until the requests before it are answered.
+    let mut held: Option<(Slot, OpKind, Shape)> = None;
+    // Whether the last request sent to the driver was a write.
+    let mut last_was_write = false;
+    // No more requests are read: the client closed its side, quit, or broke the protocol.
+    let mut done_reading = false;
+    loop {
+        // Pipelined requests execute in connection order, as in Redis: a run of writes (log
+        // order) or of reads (no effects) may be in flight together, but a read after a write
+        // waits until the write is applied, and a write after a read until the read is served.
+        if waiting == 0 {
+            if let Some((slot, kind, shape)) = held.take() {
+                last_was_write = matches!(kind, OpKind::Write(_));
+                let p = to_shard(ctx, slot, kind, shape, waiting, pending_max);
+                waiting += usize::from(matches!(p, Pending::Later { .. }));
+                queue.push_back(p);
+            }
+        }
+        while held.is_none() && !done_reading {
+            match Frame::parse(&mut buf, &limits) {
+                Ok(Some(frame)) => match prepare(ctx, frame) {
+                    Step::Reply(Pending::Close) => {
+                        queue.push_back(Pending::Now(Frame::Simple("OK".into())));
+                        queue.push_back(Pending::Close);
+                        done_reading = true;
                     }
-                    Pending::Close => {
-                        let _ = wr.write_all(&out).await;
-                        return;
+                    Step::Reply(p) => queue.push_back(p),
+                    Step::Keyed { slot, kind, shape } => {
+                        let is_write = matches!(kind, OpKind::Write(_));
+                        if is_write != last_was_write && waiting > 0 {
+                            held = Some((slot, kind, shape));
+                            break;
+                        }
+                        last_was_write = is_write;
+                        let p = to_shard(ctx, slot, kind, shape, waiting, pending_max);
+                        waiting += usize::from(matches!(p, Pending::Later { .. }));
+                        queue.push_back(p);
                     }
-                }
-                if out.len() < 64 * 1024 {
-                    next = rx.try_recv().ok();
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    // Like Redis: a protocol error is answered, then the connection is closed,
+                    // since the stream can no longer be framed.
+                    queue.push_back(Pending::Now(protocol_error(&e)));
+                    queue.push_back(Pending::Close);
+                    done_reading = true;
                 }
             }
+        }
+        // Every reply that is ready, in order, goes out in one system call.
+        while let Some(front) = queue.front_mut() {
+            let reply = match front {
+                Pending::Now(_) => None,
+                Pending::Later { rx, .. } => match rx.try_recv() {
+                    Ok(reply) => Some(reply),
+                    Err(oneshot::error::TryRecvError::Empty) => break,
+                    Err(oneshot::error::TryRecvError::Closed) => Some(dropped()),
+                },
+                Pending::Close => {
+                    let _ = wr.write_all(&out).await;
+                    return;
+                }
+            };
+            match (queue.pop_front(), reply) {
+                (Some(Pending::Now(f)), _) => f.encode(&mut out),
+                (Some(Pending::Later { shape, slot, .. }), Some(reply)) => {
+                    waiting -= 1;
+                    render(ctx, ctx.me, reply, shape, slot).encode(&mut out);
+                }
+                _ => unreachable!("the front was looked at above"),
+            }
+        }
+        if !out.is_empty() {
             if wr.write_all(&out).await.is_err() {
                 return;
             }
             out.clear();
         }
-    });
-
-    let limits = ctx.config.limits.frame_limits();
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    // Whether the last request sent to the driver was a write.
-    let mut last_was_write = false;
-    'read: loop {
-        loop {
-            match Frame::parse(&mut buf, &limits) {
-                Ok(Some(frame)) => {
-                    let p = match prepare(ctx, frame) {
-                        Step::Reply(p) => p,
-                        Step::Keyed { slot, kind, shape } => {
-                            // Pipelined requests execute in connection order, as in Redis: a
-                            // run of writes (log order) or of reads (no effects) may be in
-                            // flight together, but a read after a write waits until the write
-                            // is applied, and a write after a read until the read is served.
-                            let is_write = matches!(kind, OpKind::Write(_));
-                            if is_write != last_was_write {
-                                loop {
-                                    let wake = settled.notified();
-                                    if in_flight.load(Ordering::Relaxed) == 0 {
-                                        break;
-                                    }
-                                    wake.await;
-                                }
-                                last_was_write = is_write;
-                            }
-                            to_shard(ctx, slot, kind, shape, &in_flight, pending_max)
-                        }
-                    };
-                    let close = matches!(p, Pending::Close);
-                    if close {
-                        let _ = tx.send(Pending::Now(Frame::Simple("OK".into()))).await;
-                    }
-                    if tx.send(p).await.is_err() || close {
-                        break 'read;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    // Like Redis: a protocol error is answered, then the connection is closed,
-                    // since the stream can no longer be framed.
-                    let _ = tx.send(Pending::Now(protocol_error(&e))).await;
-                    let _ = tx.send(Pending::Close).await;
-                    break 'read;
+        if held.is_some() && waiting == 0 {
+            continue;
+        }
+        let reading = !done_reading && held.is_none();
+        if queue.is_empty() && !reading {
+            return;
+        }
+        // Sleep until the oldest answer arrives or the client sends more.
+        let front = match queue.front_mut() {
+            Some(Pending::Later { rx, .. }) => Some(rx),
+            _ => None,
+        };
+        let answer = async {
+            match front {
+                Some(rx) => rx.await.unwrap_or_else(|_| dropped()),
+                None => std::future::pending().await,
+            }
+        };
+        let woke = tokio::select! {
+            biased;
+            reply = answer => Woke::Answer(reply),
+            read = rd.read_buf(&mut buf), if reading => Woke::Read(read),
+        };
+        match woke {
+            Woke::Answer(reply) => {
+                if let Some(Pending::Later { shape, slot, .. }) = queue.pop_front() {
+                    waiting -= 1;
+                    render(ctx, ctx.me, reply, shape, slot).encode(&mut out);
                 }
             }
-        }
-        match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Woke::Read(Ok(0) | Err(_)) => done_reading = true,
+            Woke::Read(Ok(_)) => {}
         }
     }
-    drop(tx);
-    let _ = writer.await;
+}
+
+/// What woke a connection up.
+enum Woke {
+    /// The oldest request's answer came back.
+    Answer(OpReply),
+    /// Bytes arrived (or the client went away).
+    Read(std::io::Result<usize>),
+}
+
+/// The answer to a request the driver dropped without replying (it is shutting down).
+fn dropped() -> OpReply {
+    OpReply::Unknown("outcome unknown: the node dropped the request".into())
 }
 
 fn protocol_error(e: &FrameError) -> Frame {
@@ -263,7 +301,7 @@ fn to_shard(
     slot: Slot,
     kind: OpKind,
     shape: Shape,
-    in_flight: &Arc<AtomicUsize>,
+    waiting: usize,
     pending_max: usize,
 ) -> Pending {
     let shard = ctx.shard_map.shard_of_slot(slot);
@@ -281,16 +319,13 @@ fn to_shard(
         // that hosts the shard (it redirects further).
         None => return Pending::Now(moved(ctx, slot, believed_leader(ctx, None, shard))),
     }
-    if in_flight.load(Ordering::Relaxed) >= pending_max {
+    if waiting >= pending_max {
         return Pending::Now(reply::too_many_pending(pending_max));
     }
     let (reply, rx) = oneshot::channel();
     let op = ClientOp { shard, kind, reply };
     match ctx.inbox.try_send(DriverInput::Client(op)) {
-        Ok(()) => {
-            in_flight.fetch_add(1, Ordering::Relaxed);
-            Pending::Later { rx, shape, slot }
-        }
+        Ok(()) => Pending::Later { rx, shape, slot },
         Err(TrySendError::Full(_)) => Pending::Now(Frame::Error(
             "TRYAGAIN the node is overloaded; retry shortly".into(),
         )),
