@@ -61,6 +61,11 @@ pub struct ClusterConfig {
     /// grows with the keys, stays constant per entry). Default 10000.
     #[serde(default = "default_snapshot_log_entries_max")]
     pub snapshot_log_entries_max: u64,
+    /// Threads that serve client and peer connections on each node. Default: one per core.
+    /// Nodes that share a machine do better with fewer (`kvs cluster-config` divides the cores
+    /// among its nodes): surplus threads only park and wake one another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_threads: Option<usize>,
     /// Protective limits on client traffic.
     #[serde(default)]
     pub limits: Limits,
@@ -371,6 +376,9 @@ impl ClusterConfig {
                 "must be at least 1".into(),
             );
         }
+        if self.io_threads == Some(0) {
+            bad("io_threads".into(), "must be at least 1".into());
+        }
         let limits = &self.limits;
         for (name, value) in [
             ("request_bytes_max", limits.request_bytes_max),
@@ -507,11 +515,19 @@ impl ClusterConfig {
             election_ticks: default_election_ticks(),
             fsync: default_fsync(),
             snapshot_log_entries_max: default_snapshot_log_entries_max(),
+            io_threads: Some(local_io_threads(node_count)),
             limits: Limits::default(),
         };
         config.validate()?;
         Ok(config)
     }
+}
+
+/// The I/O threads each of `node_count` nodes on this machine gets: the cores shared out, at
+/// least one each.
+fn local_io_threads(node_count: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores / usize::try_from(node_count.max(1)).unwrap_or(usize::MAX)).max(1)
 }
 
 #[cfg(test)]

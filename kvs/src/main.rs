@@ -126,17 +126,31 @@ impl Target {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // A node's configuration says how many I/O threads it runs, so it is read first.
+    let mut node_config = None;
+    if let Command::Serve { config, .. } = &cli.command {
+        match ClusterConfig::load(config) {
+            Ok(c) => {
+                if let Some(n) = c.io_threads {
+                    builder.worker_threads(n);
+                }
+                node_config = Some(c);
+            }
+            Err(e) => {
+                eprintln!("kvs: configuration {}: {e:#}", config.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kvs: cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, node_config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("kvs: {e:#}");
@@ -145,12 +159,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, node_config: Option<ClusterConfig>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve {
-            config,
             id,
             unsafe_local_reads,
+            ..
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -160,8 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_ansi(false)
                 .with_writer(std::io::stderr)
                 .init();
-            let config = ClusterConfig::load(&config)
-                .with_context(|| format!("configuration {}", config.display()))?;
+            let config = node_config.expect("a node's configuration is loaded before the runtime");
             kvs::node::serve(
                 config,
                 NodeId(id),

@@ -36,6 +36,10 @@ fn minimal_yaml_gets_defaults_and_helpers_work() {
     assert_eq!(config.election_ticks, 50);
     assert!(config.fsync);
     assert_eq!(config.snapshot_log_entries_max, 10_000);
+    assert_eq!(
+        config.io_threads, None,
+        "one I/O thread per core unless set"
+    );
     assert_eq!(config.limits, Limits::default());
     assert_eq!(config.tick(), Duration::from_millis(10));
     let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
@@ -171,6 +175,7 @@ fn each_error_names_its_field() {
             Box::new(|c| c.snapshot_log_entries_max = 0),
             "snapshot_log_entries_max: must be at least 1",
         ),
+        (Box::new(|c| c.io_threads = Some(0)), "io_threads: must be at least 1"),
         (
             Box::new(|c| c.limits.pending_requests_max = 0),
             "limits.pending_requests_max: must be at least 1",
