@@ -1,31 +1,33 @@
 //! Peer transport: one outbound TCP connection per peer, one inbound listener.
 //!
-//! The driver hands [`Transport::send`] a whole round's messages for a peer; it never waits on a
-//! socket. Each peer has its own bounded queue and its own task that dials, reconnects with
-//! exponential backoff and jitter, and writes queued batches (several at once when they pile
-//! up). When a peer is down or slow its queue fills and new batches are dropped: Raft tolerates
-//! lost messages, and a dead peer must never stall the driver. Inbound connections start with a
-//! `Hello`; a frame that fails to decode closes that connection with a logged error and harms
-//! nothing else.
+//! The driver hands [`Transport::send`] a whole round's messages for a peer and the frame is
+//! written to the peer's socket straight from the driver's thread, without waking a task: a
+//! non-blocking write that never waits. Whatever the socket does not take at once waits in the
+//! peer's backlog, which the peer's task writes out as the socket drains (later frames queue
+//! behind it, so order holds). The same task dials, greets with `Hello`, and reconnects with
+//! exponential backoff and jitter. While a peer is down or its backlog is over its bound, new
+//! frames are dropped: Raft tolerates lost messages, and a dead peer must never stall the
+//! driver. Inbound connections start with a `Hello`; a frame that fails to decode closes that
+//! connection with a logged error and harms nothing else.
 
 use super::driver::DriverInput;
 use super::wire::{decode_frame, encode_frame, GroupWireId, PeerFrame};
 use crate::raft::{Message, NodeId, Term};
 use crate::shard::ShardId;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
-/// Batches queued for one peer before new ones are dropped.
-pub const PEER_QUEUE_BATCHES_MAX: usize = 4096;
-/// Bytes written to a peer in one `write_all` before yielding to check the queue again.
-const WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Once a peer's backlog holds this many bytes, new frames for it are dropped (a frame is
+/// always taken when the backlog is empty, whatever its size).
+pub const PEER_BACKLOG_BYTES_MAX: usize = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(1000);
@@ -44,7 +46,7 @@ pub type InboundSender = std::sync::mpsc::SyncSender<DriverInput>;
 /// Counters an operator can read in INFO.
 #[derive(Debug, Default)]
 pub struct TransportStats {
-    /// Batches dropped because a peer's queue was full.
+    /// Batches dropped because a peer was unreachable or its backlog was full.
     pub batches_dropped: AtomicU64,
     /// Successful outbound connections made (reconnects included).
     pub connects: AtomicU64,
@@ -54,9 +56,33 @@ pub struct TransportStats {
     pub inbound_dropped: AtomicU64,
 }
 
+/// One peer's outbound side, shared by the driver (which writes) and the peer's task (which
+/// connects and writes out the backlog).
+struct Outbound {
+    state: Mutex<OutState>,
+    /// Wakes the peer's task: there is a backlog, or the transport is closing.
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct OutState {
+    /// The connection, once it is up and greeted.
+    stream: Option<Arc<TcpStream>>,
+    /// Encoded bytes the socket has not taken yet, in order.
+    backlog: BytesMut,
+    /// The transport was dropped: the task stops.
+    closed: bool,
+}
+
+impl Outbound {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutState> {
+        self.state.lock().expect("peer state lock poisoned")
+    }
+}
+
 /// The sending half of the transport, owned by the driver.
 pub struct Transport {
-    peers: BTreeMap<NodeId, mpsc::Sender<PeerFrame>>,
+    peers: BTreeMap<NodeId, Arc<Outbound>>,
     /// Shared counters.
     pub stats: Arc<TransportStats>,
 }
@@ -72,19 +98,22 @@ impl Transport {
             if peer == me {
                 continue;
             }
-            let (tx, rx) = mpsc::channel(PEER_QUEUE_BATCHES_MAX);
-            peers.insert(peer, tx);
-            tokio::spawn(dial_loop(me, peer, addr, cluster_tag, rx, stats.clone()));
+            let out = Arc::new(Outbound {
+                state: Mutex::new(OutState::default()),
+                wake: Notify::new(),
+            });
+            peers.insert(peer, out.clone());
+            tokio::spawn(dial_loop(me, peer, addr, cluster_tag, out, stats.clone()));
         }
         Transport { peers, stats }
     }
 
-    /// Queues `batch` for `peer` without waiting; drops it when the peer's queue is full.
+    /// Sends one batch to `peer`, dropping it if the peer is unreachable or too far behind.
     pub fn send(&self, peer: NodeId, batch: Batch) {
         self.send_frame(peer, PeerFrame::Batch(batch));
     }
 
-    /// Tells every peer which groups this node leads.
+    /// Tells every peer which shards this node leads.
     pub fn announce_leaders(&self, led: &[(GroupWireId, Term)]) {
         for peer in self.peers.keys() {
             self.send_frame(*peer, PeerFrame::Leaders(led.to_vec()));
@@ -92,74 +121,127 @@ impl Transport {
     }
 
     fn send_frame(&self, peer: NodeId, frame: PeerFrame) {
-        let Some(tx) = self.peers.get(&peer) else {
+        let Some(out) = self.peers.get(&peer) else {
             tracing::warn!(%peer, "message for a node that is not in the configuration");
             return;
         };
-        if tx.try_send(frame).is_err() {
+        let mut st = out.lock();
+        let Some(stream) = st.stream.clone() else {
             self.stats.batches_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if st.backlog.len() >= PEER_BACKLOG_BYTES_MAX {
+            self.stats.batches_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let idle = st.backlog.is_empty();
+        encode_frame(&frame, &mut st.backlog);
+        if !idle {
+            // The task is already writing the backlog out; this frame follows it.
+            return;
+        }
+        // A full socket, or a broken one, leaves the frame in the backlog: the task waits for
+        // room, or finds the error and reconnects.
+        if let Ok(n) = stream.try_write(&st.backlog) {
+            st.backlog.advance(n);
+        }
+        if !st.backlog.is_empty() {
+            out.wake.notify_one();
         }
     }
 }
 
+impl Drop for Transport {
+    fn drop(&mut self) {
+        for out in self.peers.values() {
+            out.lock().closed = true;
+            out.wake.notify_one();
+        }
+    }
+}
+
+/// Keeps the connection to one peer: dials (with backoff), greets, publishes the connection to
+/// the driver, then writes out whatever backlog the driver leaves, until the connection breaks.
 async fn dial_loop(
     me: NodeId,
     peer: NodeId,
     addr: SocketAddr,
     cluster_tag: u64,
-    mut rx: mpsc::Receiver<PeerFrame>,
+    out: Arc<Outbound>,
     stats: Arc<TransportStats>,
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut jitter = Jitter::new(me.0 ^ (peer.0 << 32));
-    let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        if out.lock().closed {
+            return;
+        }
+        let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await
+        {
             Ok(Ok(s)) => s,
             Ok(Err(_)) | Err(_) => {
-                // While the peer is unreachable, what is queued is stale: drop it, so that it
-                // does not arrive long after the rounds that produced it.
-                while rx.try_recv().is_ok() {}
                 let pause = jitter.spread(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 tokio::time::sleep(pause).await;
-                if rx.is_closed() {
-                    return;
-                }
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        stats.connects.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(%peer, %addr, "connected to peer");
-        backoff = BACKOFF_MIN;
-        let (_read_half, mut write_half) = stream.into_split();
-        buf.clear();
+        let mut hello = BytesMut::new();
         encode_frame(
             &PeerFrame::Hello {
                 from: me,
                 cluster_tag,
             },
-            &mut buf,
+            &mut hello,
         );
-        if write_half.write_all(&buf).await.is_err() {
+        if stream.write_all(&hello).await.is_err() {
             continue;
         }
+        stats.connects.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(%peer, %addr, "connected to peer");
+        backoff = BACKOFF_MIN;
+        let stream = Arc::new(stream);
+        {
+            let mut st = out.lock();
+            st.backlog.clear();
+            st.stream = Some(stream.clone());
+        }
+        let error = drain(&out, &stream).await;
+        let mut st = out.lock();
+        st.stream = None;
+        st.backlog.clear();
+        if st.closed {
+            return;
+        }
+        tracing::debug!(%peer, error = %error, "peer connection lost; reconnecting");
+    }
+}
+
+/// Writes the backlog out whenever the driver leaves one, until the connection fails (the
+/// error is returned) or the transport closes.
+async fn drain(out: &Outbound, stream: &TcpStream) -> std::io::Error {
+    loop {
+        out.wake.notified().await;
         loop {
-            let Some(frame) = rx.recv().await else {
-                return;
-            };
-            buf.clear();
-            encode_frame(&frame, &mut buf);
-            while buf.len() < WRITE_BYTES_MAX {
-                match rx.try_recv() {
-                    Ok(more) => encode_frame(&more, &mut buf),
-                    Err(_) => break,
+            let wrote = {
+                let mut st = out.lock();
+                if st.closed {
+                    return std::io::Error::other("transport closed");
                 }
-            }
-            if let Err(e) = write_half.write_all(&buf).await {
-                tracing::debug!(%peer, error = %e, "peer connection lost; reconnecting");
-                break;
+                if st.backlog.is_empty() {
+                    break;
+                }
+                stream.try_write(&st.backlog).map(|n| st.backlog.advance(n))
+            };
+            match wrote {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if let Err(e) = stream.writable().await {
+                        return e;
+                    }
+                }
+                Err(e) => return e,
             }
         }
     }
