@@ -471,6 +471,65 @@ async fn pipelined_requests_are_answered_in_order() {
     );
 }
 
+/// A client that pipelines requests and stops reading: its answers back up (the server stops
+/// reading its requests rather than buffering without bound), other clients are served
+/// meanwhile, and once it reads again every answer arrives, whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_gets_every_answer_later_and_stalls_nobody() {
+    use tokio::io::AsyncWriteExt;
+    let c = common::start(3, 1, 10_000, &[]).await;
+    let (leader, _) = leader_of(&c, 0).await.expect("a leader");
+    let addr = c.client_addrs()[leader];
+    let value = "v".repeat(200 * 1024);
+    let set = raw_command(addr, &["SET", "big", &value]).await;
+    assert_eq!(set, Some(Frame::Simple("OK".into())));
+
+    // 300 GETs of 200 KiB: about 60 MiB of answers, far more than socket buffers hold.
+    const GETS: usize = 300;
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = Vec::new();
+    for i in 0..GETS {
+        request.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+        if i % 50 == 49 {
+            request.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        }
+    }
+    slow.write_all(&request).await.expect("write the pipeline");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Others are served while the slow client's answers wait.
+    let started = Instant::now();
+    for i in 0..20 {
+        let key = format!("other-{i}");
+        let reply = raw_command(addr, &["SET", &key, "x"]).await;
+        assert_eq!(reply, Some(Frame::Simple("OK".into())), "SET {key}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "other clients waited {:?}",
+        started.elapsed()
+    );
+
+    let read_all = async {
+        let mut buf = bytes::BytesMut::new();
+        for i in 0..GETS {
+            let reply = common::read_frame(&mut slow, &mut buf).await;
+            assert_eq!(reply, Some(bulk(&value)), "answer {i}");
+            if i % 50 == 49 {
+                let pong = common::read_frame(&mut slow, &mut buf).await;
+                assert_eq!(
+                    pong,
+                    Some(Frame::Simple("PONG".into())),
+                    "PING after answer {i}"
+                );
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read_all)
+        .await
+        .expect("every answer within 30 s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_cluster_keeps_its_leaders() {
     // Heartbeats alone must hold leadership: with no client traffic for several election

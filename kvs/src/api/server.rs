@@ -13,19 +13,22 @@ use super::cmd::{ClusterRequest, Request};
 use super::frame::{Frame, FrameError};
 use super::reply;
 use crate::config::ClusterConfig;
-use crate::node::driver::{ClientOp, DriverInput, OpKind, OpReply, ReadQuery};
+use crate::node::driver::{
+    flush_later, ClientOp, DriverInput, Flush, OpKind, OpReply, ReadQuery, Responder,
+};
 use crate::node::transport::{RemoteLeaders, TransportStats};
 use crate::node::view::NodeView;
 use crate::raft::{NodeId, Role};
 use crate::shard::{ShardId, ShardMap, Slot};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
+use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, RwLock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::Notify;
 
 /// Everything a connection handler needs, shared by all connections of a node.
 pub struct ServerContext {
@@ -79,20 +82,6 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>) {
     }
 }
 
-/// A reply slot in the connection's ordered queue.
-enum Pending {
-    /// Known at once.
-    Now(Frame),
-    /// Comes from the driver; `shape` says how to render it.
-    Later {
-        rx: oneshot::Receiver<OpReply>,
-        shape: Shape,
-        slot: Slot,
-    },
-    /// Close the connection after the replies before it.
-    Close,
-}
-
 /// How a driver answer becomes a RESP reply.
 #[derive(Clone, Copy)]
 enum Shape {
@@ -106,17 +95,155 @@ enum Shape {
     Outcome,
 }
 
-async fn serve_connection(mut stream: TcpStream, ctx: &Arc<ServerContext>) {
-    // One task reads, dispatches and writes, so a request costs one wake-up when its answer
-    // comes back (a separate writer task would be woken once more for every request).
-    let (mut rd, mut wr) = stream.split();
+/// A connection's answers, in request order.
+enum Answer {
+    /// Still with the driver.
+    Waiting,
+    /// Known; written once every answer before it is.
+    Ready(Frame),
+    /// Close the connection after the answers before it.
+    Close,
+}
+
+/// The write side of a client connection, shared by its task and by the driver: answers take
+/// their place in request order, and whoever completes the head of the line writes what is
+/// ready straight to the socket (a non-blocking write; what the socket does not take waits in
+/// the backlog for the connection's task). An answer from the driver thus reaches the client
+/// without waking the connection's task.
+struct ReplySink {
+    stream: Arc<TcpStream>,
+    state: Mutex<SinkState>,
+    /// Wakes the connection's task (see [`Flush::flush`] for when).
+    wake: Notify,
+}
+
+struct SinkState {
+    answers: VecDeque<Answer>,
+    /// The sequence number of `answers[0]`.
+    head: u64,
+    /// Answers still with the driver.
+    waiting: usize,
+    /// Encoded answers the socket has not taken yet.
+    backlog: BytesMut,
+    /// The task waits for `waiting` to reach 0 (an ordering barrier, or the client left).
+    task_waits_settled: bool,
+    /// Writing failed: the client is gone, answers are dropped.
+    broken: bool,
+    /// The driver will flush this sink at the end of its iteration.
+    flush_queued: bool,
+}
+
+impl ReplySink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
+        self.state.lock().expect("reply sink lock poisoned")
+    }
+
+    /// Appends an answer slot and returns its sequence number.
+    fn push(&self, answer: Answer) -> u64 {
+        let mut st = self.lock();
+        if matches!(answer, Answer::Waiting) {
+            st.waiting += 1;
+        }
+        st.answers.push_back(answer);
+        st.head + st.answers.len() as u64 - 1
+    }
+
+    /// Fills slot `seq` (a second answer for it is ignored). What became ready is written at
+    /// once when no other answer is awaited; otherwise when the driver ends its iteration (see
+    /// [`Flush`]), so that answers to a pipeline leave together.
+    fn answer(self: &Arc<Self>, seq: u64, frame: Frame) {
+        let mut st = self.lock();
+        let Some(i) = seq.checked_sub(st.head) else {
+            return;
+        };
+        let Some(slot) = st.answers.get_mut(i as usize) else {
+            return;
+        };
+        if !matches!(slot, Answer::Waiting) {
+            return;
+        }
+        *slot = Answer::Ready(frame);
+        st.waiting -= 1;
+        if st.waiting == 0 {
+            // The connection's last open request (always so without pipelining): out at once.
+            drop(st);
+            self.flush();
+        } else if !std::mem::replace(&mut st.flush_queued, true) {
+            drop(st);
+            flush_later(self.clone());
+        }
+    }
+}
+
+impl Flush for ReplySink {
+    /// Writes what is ready, and wakes the task only when it has something to do: a backlog
+    /// to drain, a close to carry out, or a barrier that just cleared.
+    fn flush(&self) {
+        let mut st = self.lock();
+        st.flush_queued = false;
+        self.write_ready(&mut st);
+        let wake = !st.backlog.is_empty()
+            || matches!(st.answers.front(), Some(Answer::Close))
+            || (st.task_waits_settled && st.waiting == 0);
+        drop(st);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl ReplySink {
+    /// Encodes the ready answers at the head of the line and, unless the task is already
+    /// draining a backlog, writes them without waiting.
+    fn write_ready(&self, st: &mut SinkState) {
+        let idle = st.backlog.is_empty();
+        while let Some(Answer::Ready(_)) = st.answers.front() {
+            let Some(Answer::Ready(frame)) = st.answers.pop_front() else {
+                unreachable!("the front was just looked at");
+            };
+            st.head += 1;
+            if !st.broken {
+                frame.encode(&mut st.backlog);
+            }
+        }
+        if idle && !st.backlog.is_empty() {
+            self.try_write(st);
+        }
+    }
+
+    fn try_write(&self, st: &mut SinkState) {
+        match self.stream.try_write(&st.backlog) {
+            Ok(n) => st.backlog.advance(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => {
+                st.broken = true;
+                st.backlog.clear();
+            }
+        }
+    }
+}
+
+/// Bytes of answers a client has not read yet before its connection stops reading requests.
+const UNREAD_ANSWER_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
+    let sink = Arc::new(ReplySink {
+        stream: Arc::new(stream),
+        state: Mutex::new(SinkState {
+            answers: VecDeque::new(),
+            head: 0,
+            waiting: 0,
+            backlog: BytesMut::new(),
+            task_waits_settled: false,
+            broken: false,
+            flush_queued: false,
+        }),
+        wake: Notify::new(),
+    });
+    let stream = sink.stream.clone();
     let pending_max = ctx.config.limits.pending_requests_max;
     let limits = ctx.config.limits.frame_limits();
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut out = BytesMut::with_capacity(16 * 1024);
-    // Replies in request order; `waiting` of them are still with the driver.
-    let mut queue: VecDeque<Pending> = VecDeque::new();
-    let mut waiting = 0usize;
     // A parsed request that must wait until the requests before it are answered.
     let mut held: Option<(Slot, OpKind, Shape)> = None;
     // Whether the last request sent to the driver was a write.
@@ -127,121 +254,86 @@ async fn serve_connection(mut stream: TcpStream, ctx: &Arc<ServerContext>) {
         // Pipelined requests execute in connection order, as in Redis: a run of writes (log
         // order) or of reads (no effects) may be in flight together, but a read after a write
         // waits until the write is applied, and a write after a read until the read is served.
-        if waiting == 0 {
-            if let Some((slot, kind, shape)) = held.take() {
-                last_was_write = matches!(kind, OpKind::Write(_));
-                let p = to_shard(ctx, slot, kind, shape, waiting, pending_max);
-                waiting += usize::from(matches!(p, Pending::Later { .. }));
-                queue.push_back(p);
-            }
+        if held.is_some() && sink.lock().waiting == 0 {
+            let (slot, kind, shape) = held.take().expect("checked above");
+            last_was_write = matches!(kind, OpKind::Write(_));
+            to_shard(ctx, &sink, slot, kind, shape, pending_max);
         }
         while held.is_none() && !done_reading {
             match Frame::parse(&mut buf, &limits) {
                 Ok(Some(frame)) => match prepare(ctx, frame) {
-                    Step::Reply(Pending::Close) => {
-                        queue.push_back(Pending::Now(Frame::Simple("OK".into())));
-                        queue.push_back(Pending::Close);
+                    Step::Now(f) => {
+                        sink.push(Answer::Ready(f));
+                    }
+                    Step::Close => {
+                        sink.push(Answer::Ready(Frame::Simple("OK".into())));
+                        sink.push(Answer::Close);
                         done_reading = true;
                     }
-                    Step::Reply(p) => queue.push_back(p),
                     Step::Keyed { slot, kind, shape } => {
                         let is_write = matches!(kind, OpKind::Write(_));
-                        if is_write != last_was_write && waiting > 0 {
+                        if is_write != last_was_write && sink.lock().waiting > 0 {
                             held = Some((slot, kind, shape));
                             break;
                         }
                         last_was_write = is_write;
-                        let p = to_shard(ctx, slot, kind, shape, waiting, pending_max);
-                        waiting += usize::from(matches!(p, Pending::Later { .. }));
-                        queue.push_back(p);
+                        to_shard(ctx, &sink, slot, kind, shape, pending_max);
                     }
                 },
                 Ok(None) => break,
                 Err(e) => {
                     // Like Redis: a protocol error is answered, then the connection is closed,
                     // since the stream can no longer be framed.
-                    queue.push_back(Pending::Now(protocol_error(&e)));
-                    queue.push_back(Pending::Close);
+                    sink.push(Answer::Ready(protocol_error(&e)));
+                    sink.push(Answer::Close);
                     done_reading = true;
                 }
             }
         }
-        // Every reply that is ready, in order, goes out in one system call.
-        while let Some(front) = queue.front_mut() {
-            let reply = match front {
-                Pending::Now(_) => None,
-                Pending::Later { rx, .. } => match rx.try_recv() {
-                    Ok(reply) => Some(reply),
-                    Err(oneshot::error::TryRecvError::Empty) => break,
-                    Err(oneshot::error::TryRecvError::Closed) => Some(dropped()),
-                },
-                Pending::Close => {
-                    let _ = wr.write_all(&out).await;
-                    return;
-                }
-            };
-            match (queue.pop_front(), reply) {
-                (Some(Pending::Now(f)), _) => f.encode(&mut out),
-                (Some(Pending::Later { shape, slot, .. }), Some(reply)) => {
-                    waiting -= 1;
-                    render(ctx, ctx.me, reply, shape, slot).encode(&mut out);
-                }
-                _ => unreachable!("the front was looked at above"),
-            }
-        }
-        if !out.is_empty() {
-            if wr.write_all(&out).await.is_err() {
+        // What is ready goes out now; then decide what to wait for.
+        let (drain, reading) = {
+            let mut st = sink.lock();
+            sink.write_ready(&mut st);
+            if st.broken {
                 return;
             }
-            out.clear();
-        }
-        if held.is_some() && waiting == 0 {
-            continue;
-        }
-        let reading = !done_reading && held.is_none();
-        if queue.is_empty() && !reading {
-            return;
-        }
-        // Sleep until the oldest answer arrives or the client sends more.
-        let front = match queue.front_mut() {
-            Some(Pending::Later { rx, .. }) => Some(rx),
-            _ => None,
-        };
-        let answer = async {
-            match front {
-                Some(rx) => rx.await.unwrap_or_else(|_| dropped()),
-                None => std::future::pending().await,
+            let closing = matches!(st.answers.front(), Some(Answer::Close));
+            let drained = st.backlog.is_empty();
+            if drained && (closing || (done_reading && st.answers.is_empty())) {
+                return;
             }
+            if held.is_some() && st.waiting == 0 {
+                continue;
+            }
+            st.task_waits_settled = held.is_some() || done_reading;
+            // A client that sends but does not read is not read from either, once its unread
+            // answers pass a bound (backpressure through TCP, as Redis's output buffer limit).
+            let room = st.backlog.len() < UNREAD_ANSWER_BYTES_MAX;
+            (!drained, !done_reading && held.is_none() && room)
         };
-        let woke = tokio::select! {
-            biased;
-            reply = answer => Woke::Answer(reply),
-            read = rd.read_buf(&mut buf), if reading => Woke::Read(read),
-        };
-        match woke {
-            Woke::Answer(reply) => {
-                if let Some(Pending::Later { shape, slot, .. }) = queue.pop_front() {
-                    waiting -= 1;
-                    render(ctx, ctx.me, reply, shape, slot).encode(&mut out);
+        tokio::select! {
+            () = sink.wake.notified() => {}
+            ready = stream.writable(), if drain => {
+                if ready.is_err() {
+                    return;
+                }
+                let mut st = sink.lock();
+                sink.try_write(&mut st);
+            }
+            ready = stream.readable(), if reading => {
+                if ready.is_err() {
+                    done_reading = true;
+                    continue;
+                }
+                match stream.try_read_buf(&mut buf) {
+                    Ok(0) => done_reading = true,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => done_reading = true,
                 }
             }
-            Woke::Read(Ok(0) | Err(_)) => done_reading = true,
-            Woke::Read(Ok(_)) => {}
         }
     }
-}
-
-/// What woke a connection up.
-enum Woke {
-    /// The oldest request's answer came back.
-    Answer(OpReply),
-    /// Bytes arrived (or the client went away).
-    Read(std::io::Result<usize>),
-}
-
-/// The answer to a request the driver dropped without replying (it is shutting down).
-fn dropped() -> OpReply {
-    OpReply::Unknown("outcome unknown: the node dropped the request".into())
 }
 
 fn protocol_error(e: &FrameError) -> Frame {
@@ -250,7 +342,8 @@ fn protocol_error(e: &FrameError) -> Frame {
 
 /// A parsed request: answered on the spot, or bound for a shard.
 enum Step {
-    Reply(Pending),
+    Now(Frame),
+    Close,
     Keyed {
         slot: Slot,
         kind: OpKind,
@@ -261,13 +354,13 @@ enum Step {
 fn prepare(ctx: &ServerContext, frame: Frame) -> Step {
     let request = match Request::parse(frame) {
         Ok(r) => r,
-        Err(e) => return Step::Reply(Pending::Now(e.to_frame())),
+        Err(e) => return Step::Now(e.to_frame()),
     };
-    let now = |f: Frame| Step::Reply(Pending::Now(f));
+    let now = Step::Now;
     let (kind, shape) = match &request {
         Request::Ping(None) => return now(Frame::Simple("PONG".into())),
         Request::Ping(Some(m)) | Request::Echo(m) => return now(Frame::Bulk(m.clone())),
-        Request::Quit => return Step::Reply(Pending::Close),
+        Request::Quit => return Step::Close,
         Request::DbSize => return now(Frame::Integer(dbsize(ctx))),
         Request::Info(section) => return now(info(ctx, section.as_deref())),
         Request::Cluster(c) => return now(cluster(ctx, c)),
@@ -294,16 +387,16 @@ fn prepare(ctx: &ServerContext, frame: Frame) -> Step {
     }
 }
 
-/// Routes a keyed operation: to the driver when this node leads the keys' shard, else an
-/// immediate redirect or retry answer.
+/// Routes a keyed operation: to the driver when this node leads the keys' shard (its answer
+/// fills a slot in the connection's line), else an immediate redirect or retry answer.
 fn to_shard(
-    ctx: &ServerContext,
+    ctx: &Arc<ServerContext>,
+    sink: &Arc<ReplySink>,
     slot: Slot,
     kind: OpKind,
     shape: Shape,
-    waiting: usize,
     pending_max: usize,
-) -> Pending {
+) {
     let shard = ctx.shard_map.shard_of_slot(slot);
     let (role, leader) = {
         let view = ctx.view.read().expect("view lock poisoned");
@@ -312,25 +405,36 @@ fn to_shard(
             None => (None, None),
         }
     };
-    match role {
-        Some(Role::Leader) => {}
-        Some(_) => return Pending::Now(not_leader(ctx, slot, shard, leader)),
+    let now = match role {
+        Some(Role::Leader) => None,
+        Some(_) => Some(not_leader(ctx, slot, shard, leader)),
         // Not hosted here: send the client to the leader a peer announced, else to a replica
         // that hosts the shard (it redirects further).
-        None => return Pending::Now(moved(ctx, slot, believed_leader(ctx, None, shard))),
+        None => Some(moved(ctx, slot, believed_leader(ctx, None, shard))),
+    };
+    if let Some(frame) = now {
+        sink.push(Answer::Ready(frame));
+        return;
     }
-    if waiting >= pending_max {
-        return Pending::Now(reply::too_many_pending(pending_max));
+    if sink.lock().waiting >= pending_max {
+        sink.push(Answer::Ready(reply::too_many_pending(pending_max)));
+        return;
     }
-    let (reply, rx) = oneshot::channel();
+    // The slot exists before the driver can answer it.
+    let seq = sink.push(Answer::Waiting);
+    let reply = {
+        let (ctx, sink) = (ctx.clone(), sink.clone());
+        Responder::new(move |reply| sink.answer(seq, render(&ctx, reply, shape, slot)))
+    };
     let op = ClientOp { shard, kind, reply };
     match ctx.inbox.try_send(DriverInput::Client(op)) {
-        Ok(()) => Pending::Later { rx, shape, slot },
-        Err(TrySendError::Full(_)) => Pending::Now(Frame::Error(
-            "TRYAGAIN the node is overloaded; retry shortly".into(),
-        )),
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => sink.answer(
+            seq,
+            Frame::Error("TRYAGAIN the node is overloaded; retry shortly".into()),
+        ),
         Err(TrySendError::Disconnected(_)) => {
-            Pending::Now(Frame::Error("ERR the node is shutting down".into()))
+            sink.answer(seq, Frame::Error("ERR the node is shutting down".into()));
         }
     }
 }
@@ -354,7 +458,8 @@ fn moved(ctx: &ServerContext, slot: Slot, to: NodeId) -> Frame {
     reply::moved(slot, addr)
 }
 
-fn render(ctx: &ServerContext, me: NodeId, reply: OpReply, shape: Shape, slot: Slot) -> Frame {
+fn render(ctx: &ServerContext, reply: OpReply, shape: Shape, slot: Slot) -> Frame {
+    let me = ctx.me;
     match reply {
         OpReply::Applied(outcome) => Frame::from(outcome),
         OpReply::Values(mut values) => match shape {

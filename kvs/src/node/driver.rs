@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// Inputs the driver takes from the async world.
 pub enum DriverInput {
@@ -48,7 +47,65 @@ pub struct ClientOp {
     /// What to do.
     pub kind: OpKind,
     /// Where the answer goes.
-    pub reply: oneshot::Sender<OpReply>,
+    pub reply: Responder,
+}
+
+/// Where an operation's answer goes: called once, on the driver's thread. One dropped without
+/// an answer (the node is stopping) answers "outcome unknown", so no client waits forever.
+pub struct Responder(Option<Box<dyn FnOnce(OpReply) + Send>>);
+
+impl Responder {
+    /// A responder that hands the answer to `f`.
+    pub fn new(f: impl FnOnce(OpReply) + Send + 'static) -> Responder {
+        Responder(Some(Box::new(f)))
+    }
+
+    /// Answers the operation.
+    pub fn send(mut self, reply: OpReply) {
+        if let Some(f) = self.0.take() {
+            f(reply);
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(OpReply::Unknown(
+                "outcome unknown: the node dropped the request".into(),
+            ));
+        }
+    }
+}
+
+/// Work that answering leaves for the end of the driver's current iteration: a connection that
+/// got many answers in one iteration writes them in one system call.
+pub trait Flush: Send + Sync {
+    /// Does the deferred work.
+    fn flush(&self);
+}
+
+thread_local! {
+    static IS_DRIVER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static DEFERRED: std::cell::RefCell<Vec<Arc<dyn Flush>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f.flush()` once the driver finishes its current iteration; at once when called off
+/// the driver's thread.
+pub fn flush_later(f: Arc<dyn Flush>) {
+    if IS_DRIVER.with(std::cell::Cell::get) {
+        DEFERRED.with(|d| d.borrow_mut().push(f));
+    } else {
+        f.flush();
+    }
+}
+
+fn run_deferred() {
+    let deferred = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for f in deferred {
+        f.flush();
+    }
 }
 
 /// The operations a shard serves.
@@ -112,13 +169,13 @@ pub struct DriverConfig {
 
 struct PendingWrite {
     term: Term,
-    reply: oneshot::Sender<OpReply>,
+    reply: Responder,
     deadline: Instant,
 }
 
 struct PendingRead {
     query: ReadQuery,
-    reply: oneshot::Sender<OpReply>,
+    reply: Responder,
     deadline: Instant,
 }
 
@@ -271,6 +328,14 @@ impl Driver {
     /// A storage failure (the WAL or a snapshot could not be written): the node must stop, since
     /// it can no longer keep its promises.
     pub fn run(mut self, inbox: Receiver<DriverInput>) -> anyhow::Result<()> {
+        IS_DRIVER.with(|d| d.set(true));
+        let result = self.run_loop(&inbox);
+        drop(self);
+        run_deferred();
+        result
+    }
+
+    fn run_loop(&mut self, inbox: &Receiver<DriverInput>) -> anyhow::Result<()> {
         let mut next_tick = Instant::now() + self.cfg.tick;
         // The first round publishes the view and sends the bootstrap campaigns.
         self.round()?;
@@ -304,7 +369,9 @@ impl Driver {
             for _ in 0..due {
                 self.tick(now);
             }
-            self.round()?;
+            let round = self.round();
+            run_deferred();
+            round?;
             if shutdown {
                 tracing::info!(node = self.cfg.me.0, "driver stopped");
                 return Ok(());
@@ -336,6 +403,7 @@ impl Driver {
                     let (_, readies) = self.unpersisted.pop_front().expect("front exists");
                     self.complete(readies)?;
                 }
+                run_deferred();
                 Ok(false)
             }
             DriverInput::StorageFailed(e) => {
@@ -347,12 +415,12 @@ impl Driver {
 
     fn take_client(&mut self, op: ClientOp) {
         let Some(g) = self.groups.get_mut(&op.shard) else {
-            let _ = op.reply.send(OpReply::NotLeader { leader: None });
+            op.reply.send(OpReply::NotLeader { leader: None });
             return;
         };
         let (role, _, leader) = g.raw.role();
         if role != Role::Leader {
-            let _ = op.reply.send(OpReply::NotLeader { leader });
+            op.reply.send(OpReply::NotLeader { leader });
             return;
         }
         let now = Instant::now();
@@ -369,7 +437,7 @@ impl Driver {
                     );
                 }
                 Err(e) => {
-                    let _ = op.reply.send(OpReply::TryAgain(format!(
+                    op.reply.send(OpReply::TryAgain(format!(
                         "shard {} could not take the write: {e}",
                         g.shard.0
                     )));
@@ -379,7 +447,7 @@ impl Driver {
                 if self.cfg.unsafe_local_reads {
                     // Deliberately unsafe: no confirmation that this node still leads.
                     let reply = serve_read(&g.sm, &query);
-                    let _ = op.reply.send(reply);
+                    op.reply.send(reply);
                 } else {
                     g.reads_new.push(PendingRead {
                         query,
@@ -431,7 +499,7 @@ impl Driver {
                 }
                 Err(e) => {
                     for r in reads {
-                        let _ = r.reply.send(OpReply::TryAgain(format!(
+                        r.reply.send(OpReply::TryAgain(format!(
                             "shard {} cannot confirm the read: {e}",
                             g.shard.0
                         )));
@@ -525,6 +593,9 @@ impl Driver {
                 apply_when_durable,
             });
         }
+
+        // Answers go out before the WAL thread is woken (which may take this core).
+        run_deferred();
 
         // 3. Hand the writes to the WAL thread (one sync covers many rounds); the rest of the
         //    messages leave, and `advance` is called, once they are durable.
@@ -724,7 +795,7 @@ fn apply_ready(g: &mut Group, ready: &Ready) -> anyhow::Result<()> {
         // Writes waiting at or below the snapshot point can no longer be matched to entries.
         let later = g.writes.split_off(&snap.meta.index.next());
         for (_, w) in std::mem::replace(&mut g.writes, later) {
-            let _ = w.reply.send(OpReply::Unknown(
+            w.reply.send(OpReply::Unknown(
                 "outcome unknown: the node installed a snapshot past the write".into(),
             ));
         }
@@ -740,7 +811,7 @@ fn apply_ready(g: &mut Group, ready: &Ready) -> anyhow::Result<()> {
                 // will (Raft paper §5.3), so the write definitely did not happen.
                 OpReply::TryAgain("leadership changed before the write committed".into())
             };
-            let _ = w.reply.send(reply);
+            w.reply.send(reply);
         }
     }
     for rs in &ready.read_states {
@@ -751,7 +822,7 @@ fn apply_ready(g: &mut Group, ready: &Ready) -> anyhow::Result<()> {
     for ctx in &ready.failed_reads {
         if let Some(reads) = g.reads_unconfirmed.remove(ctx) {
             for r in reads {
-                let _ = r.reply.send(OpReply::TryAgain(
+                r.reply.send(OpReply::TryAgain(
                     "leadership lost before the read was confirmed".into(),
                 ));
             }
@@ -788,7 +859,7 @@ fn serve_confirmed_reads(g: &mut Group) {
         let (_, reads) = g.reads_confirmed.pop_front().expect("front exists");
         for r in reads {
             let reply = serve_read(&g.sm, &r.query);
-            let _ = r.reply.send(reply);
+            r.reply.send(reply);
         }
     }
 }
@@ -813,14 +884,14 @@ fn expire_waiters(g: &mut Group, now: Instant) {
         .collect();
     for i in expired {
         if let Some(w) = g.writes.remove(&i) {
-            let _ = w.reply.send(OpReply::Unknown(format!(
+            w.reply.send(OpReply::Unknown(format!(
                 "outcome unknown: the write was proposed at index {} but not confirmed in time",
                 i.0
             )));
         }
     }
     let fail_read = |r: PendingRead| {
-        let _ = r.reply.send(OpReply::TryAgain(
+        r.reply.send(OpReply::TryAgain(
             "the read could not be confirmed in time".into(),
         ));
     };
