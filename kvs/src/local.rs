@@ -166,12 +166,17 @@ impl LocalCluster {
             .create(true)
             .append(true)
             .open(self.log_path(i))?;
-        let child = Command::new(&self.options.bin)
+        let mut command = Command::new(&self.options.bin);
+        command
             .arg("serve")
             .arg("--config")
             .arg(&self.config_path)
             .arg("--id")
             .arg(self.config.nodes[i].id.to_string())
+            // A node must not outlive whoever started it (a test killed by its timeout, a
+            // harness stopped by Ctrl-C).
+            .arg("--exit-with-parent")
+            .arg(std::process::id().to_string())
             .args(&self.options.extra_args)
             .env(
                 "RUST_LOG",
@@ -179,7 +184,8 @@ impl LocalCluster {
             )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
+            .stderr(log);
+        let child = command
             .spawn()
             .with_context(|| format!("spawning {}", self.options.bin.display()))?;
         self.procs[i] = Some(child);

@@ -32,6 +32,10 @@ enum Command {
         /// NOT linearizable; this exists only to show that the harness catches anomalies.
         #[arg(long)]
         unsafe_local_reads: bool,
+        /// Exit (SIGKILL) when the thread that started this node exits, provided the parent's
+        /// pid is PID; test clusters and the harness use it so that no node outlives them.
+        #[arg(long, value_name = "PID")]
+        exit_with_parent: Option<i32>,
     },
     /// Print a ready configuration for a local cluster.
     ClusterConfig {
@@ -129,6 +133,18 @@ fn main() -> ExitCode {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // A node's configuration says how many I/O threads it runs, so it is read first.
     let mut node_config = None;
+    if let Command::Serve {
+        exit_with_parent: Some(parent),
+        ..
+    } = &cli.command
+    {
+        // Asked for first, then checked: the parent may have exited before the request.
+        let asked = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+        if asked.is_err() || nix::unistd::getppid().as_raw() != *parent {
+            eprintln!("kvs: the parent process {parent} is gone (or cannot be watched); exiting");
+            return ExitCode::from(2);
+        }
+    }
     if let Command::Serve { config, .. } = &cli.command {
         match ClusterConfig::load(config) {
             Ok(c) => {

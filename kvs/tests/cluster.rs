@@ -579,3 +579,64 @@ async fn sigterm_shuts_a_node_down_cleanly_and_it_restarts() {
         Some(&b"term"[..])
     );
 }
+
+/// A node started with `--exit-with-parent` dies with the process that started it (so no node
+/// outlives a killed test or harness), and refuses to start under another parent.
+#[test]
+fn a_node_exits_with_its_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = kvs::local::free_ports(2).unwrap();
+    let mut config =
+        kvs::config::ClusterConfig::local(1, 1, 1, ports[0], dir.path().join("data")).unwrap();
+    config.nodes[0].peer_addr = format!("127.0.0.1:{}", ports[1]).parse().unwrap();
+    let config_path = dir.path().join("cluster.yaml");
+    std::fs::write(&config_path, config.to_yaml()).unwrap();
+    let kvs = env!("CARGO_BIN_EXE_kvs");
+
+    // Under the wrong parent pid it does not start.
+    let wrong = std::process::Command::new(kvs)
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .args(["--id", "1", "--exit-with-parent", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+
+    // A shell starts the node with its own pid, prints the node's pid, and waits.
+    let script = format!(
+        "'{kvs}' serve --config '{}' --id 1 --exit-with-parent $$ 2>/dev/null & echo $!; wait",
+        config_path.display()
+    );
+    let mut shell = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(shell.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let node: i32 = line.trim().parse().expect("the node's pid");
+    let alive = || {
+        std::path::Path::new(&format!("/proc/{node}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{node}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    // It serves before the parent goes away (so its exit below is not a failed start).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", ports[0])).is_err() {
+        assert!(Instant::now() < deadline, "the node never listened");
+        assert!(alive(), "the node exited on its own");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive() {
+        assert!(Instant::now() < deadline, "the node outlived its parent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
