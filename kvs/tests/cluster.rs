@@ -495,7 +495,12 @@ async fn a_client_that_stops_reading_gets_every_answer_later_and_stalls_nobody()
         }
     }
     slow.write_all(&request).await.expect("write the pipeline");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The server has started answering (the answers are dispatched together, so the rest now
+    // wait in its backlog or in the socket buffers).
+    tokio::time::timeout(Duration::from_secs(10), slow.peek(&mut [0u8; 1]))
+        .await
+        .expect("the first answer within 10 s")
+        .expect("peek");
 
     // Others are served while the slow client's answers wait.
     let started = Instant::now();

@@ -16,11 +16,11 @@ use crate::config::ClusterConfig;
 use crate::node::driver::{
     flush_later, ClientOp, DriverInput, Flush, OpKind, OpReply, ReadQuery, Responder,
 };
-use crate::node::transport::{RemoteLeaders, TransportStats};
+use crate::node::transport::{write_without_waiting, RemoteLeaders, TransportStats};
 use crate::node::view::NodeView;
 use crate::raft::{NodeId, Role};
 use crate::shard::{ShardId, ShardMap, Slot};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,7 +111,7 @@ enum Answer {
 /// the backlog for the connection's task). An answer from the driver thus reaches the client
 /// without waking the connection's task.
 struct ReplySink {
-    stream: Arc<TcpStream>,
+    stream: TcpStream,
     state: Mutex<SinkState>,
     /// Wakes the connection's task (see [`Flush::flush`] for when).
     wake: Notify,
@@ -138,14 +138,23 @@ impl ReplySink {
         self.state.lock().expect("reply sink lock poisoned")
     }
 
-    /// Appends an answer slot and returns its sequence number.
-    fn push(&self, answer: Answer) -> u64 {
+    /// Appends an answer known at once, or the close marker.
+    fn push(&self, answer: Answer) {
+        self.lock().answers.push_back(answer);
+    }
+
+    /// Appends a slot for an answer from the driver and returns its sequence number; with
+    /// `pending_max` answers awaited already, appends that error instead and returns `None`.
+    fn push_waiting(&self, pending_max: usize) -> Option<u64> {
         let mut st = self.lock();
-        if matches!(answer, Answer::Waiting) {
-            st.waiting += 1;
+        if st.waiting >= pending_max {
+            st.answers
+                .push_back(Answer::Ready(reply::too_many_pending(pending_max)));
+            return None;
         }
-        st.answers.push_back(answer);
-        st.head + st.answers.len() as u64 - 1
+        st.waiting += 1;
+        st.answers.push_back(Answer::Waiting);
+        Some(st.head + st.answers.len() as u64 - 1)
     }
 
     /// Fills slot `seq` (a second answer for it is ignored). What became ready is written at
@@ -212,13 +221,9 @@ impl ReplySink {
     }
 
     fn try_write(&self, st: &mut SinkState) {
-        match self.stream.try_write(&st.backlog) {
-            Ok(n) => st.backlog.advance(n),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(_) => {
-                st.broken = true;
-                st.backlog.clear();
-            }
+        if write_without_waiting(&self.stream, &mut st.backlog).is_err() {
+            st.broken = true;
+            st.backlog.clear();
         }
     }
 }
@@ -228,7 +233,7 @@ const UNREAD_ANSWER_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
     let sink = Arc::new(ReplySink {
-        stream: Arc::new(stream),
+        stream,
         state: Mutex::new(SinkState {
             answers: VecDeque::new(),
             head: 0,
@@ -240,7 +245,7 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
         }),
         wake: Notify::new(),
     });
-    let stream = sink.stream.clone();
+    let stream = &sink.stream;
     let pending_max = ctx.config.limits.pending_requests_max;
     let limits = ctx.config.limits.frame_limits();
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -416,12 +421,10 @@ fn to_shard(
         sink.push(Answer::Ready(frame));
         return;
     }
-    if sink.lock().waiting >= pending_max {
-        sink.push(Answer::Ready(reply::too_many_pending(pending_max)));
-        return;
-    }
     // The slot exists before the driver can answer it.
-    let seq = sink.push(Answer::Waiting);
+    let Some(seq) = sink.push_waiting(pending_max) else {
+        return;
+    };
     let reply = {
         let (ctx, sink) = (ctx.clone(), sink.clone());
         Responder::new(move |reply| sink.answer(seq, render(&ctx, reply, shape, slot)))

@@ -281,9 +281,6 @@ pub struct Driver {
     /// Heartbeats held back until the next heartbeat tick, so that each peer gets them all in
     /// one frame (coalescing across groups).
     heartbeats_held: BTreeMap<NodeId, Batch>,
-    /// AppendEntries that may leave early, held while an earlier write is on its way to disk:
-    /// they go out with the messages that write releases, in the same frame per peer.
-    appends_held: Vec<(ShardId, Message)>,
     /// A heartbeat tick passed: the round flushes the held heartbeats when it ends.
     heartbeat_flush_due: bool,
     /// Role, term and leader of each group as last published in the view.
@@ -315,7 +312,6 @@ impl Driver {
             ticks: 0,
             next_read_ctx: 1,
             heartbeats_held: BTreeMap::new(),
-            appends_held: Vec::new(),
             heartbeat_flush_due: false,
             published_routing: BTreeMap::new(),
             view_stale: true,
@@ -550,13 +546,6 @@ impl Driver {
                 );
             }
         }
-        if !self.unpersisted.is_empty() {
-            let (appends, now): (Vec<_>, Vec<_>) = early
-                .into_iter()
-                .partition(|(_, m)| matches!(m.body, MessageBody::AppendEntries { .. }));
-            self.appends_held.extend(appends);
-            early = now;
-        }
         if !early.is_empty() {
             self.send(early);
         }
@@ -632,14 +621,13 @@ impl Driver {
                 g.durable_term_vote = (hs.term, hs.vote);
             }
         }
-        let mut rest: Vec<(ShardId, Message)> = readies
+        let rest: Vec<(ShardId, Message)> = readies
             .iter_mut()
             .flat_map(|p| {
                 let shard = p.shard;
                 p.ready.messages.drain(..).map(move |m| (shard, m))
             })
             .collect();
-        rest.append(&mut self.appends_held);
         self.send(rest);
         for p in readies {
             let g = self

@@ -125,8 +125,9 @@ impl Transport {
             tracing::warn!(%peer, "message for a node that is not in the configuration");
             return;
         };
-        let mut st = out.lock();
-        let Some(stream) = st.stream.clone() else {
+        let mut guard = out.lock();
+        let st = &mut *guard;
+        let Some(stream) = &st.stream else {
             self.stats.batches_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -142,12 +143,27 @@ impl Transport {
         }
         // A full socket, or a broken one, leaves the frame in the backlog: the task waits for
         // room, or finds the error and reconnects.
-        if let Ok(n) = stream.try_write(&st.backlog) {
-            st.backlog.advance(n);
-        }
+        let _ = write_without_waiting(stream, &mut st.backlog);
         if !st.backlog.is_empty() {
             out.wake.notify_one();
         }
+    }
+}
+
+/// Writes as much of `backlog` as `stream` takes at once, without waiting, and drops what was
+/// written. A full socket is not an error (the rest stays in `backlog`); an error means the
+/// connection is broken.
+pub(crate) fn write_without_waiting(
+    stream: &TcpStream,
+    backlog: &mut BytesMut,
+) -> std::io::Result<()> {
+    match stream.try_write(backlog) {
+        Ok(n) => {
+            backlog.advance(n);
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -224,7 +240,7 @@ async fn drain(out: &Outbound, stream: &TcpStream) -> std::io::Error {
     loop {
         out.wake.notified().await;
         loop {
-            let wrote = {
+            let all_written = {
                 let mut st = out.lock();
                 if st.closed {
                     return std::io::Error::other("transport closed");
@@ -232,11 +248,12 @@ async fn drain(out: &Outbound, stream: &TcpStream) -> std::io::Error {
                 if st.backlog.is_empty() {
                     break;
                 }
-                stream.try_write(&st.backlog).map(|n| st.backlog.advance(n))
+                write_without_waiting(stream, &mut st.backlog).map(|()| st.backlog.is_empty())
             };
-            match wrote {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            match all_written {
+                Ok(true) => {}
+                // The socket is full: wait for room.
+                Ok(false) => {
                     if let Err(e) = stream.writable().await {
                         return e;
                     }

@@ -75,33 +75,21 @@ impl StateMachine {
                 value,
                 condition,
             } => {
-                // One descent of the tree per write: the common unconditional SET inserts
-                // straight away, a conditional one looks at the slot it found.
-                if let SetCondition::Always = condition {
-                    self.map.insert(key.clone(), value.clone());
-                    return Outcome::Ok;
-                }
-                match self.map.entry(key.clone()) {
-                    Entry::Vacant(slot) => {
-                        if let SetCondition::Nx = condition {
-                            slot.insert(value.clone());
-                            return Outcome::Ok;
-                        }
-                        Outcome::Nil
+                // One descent of the tree per write (entry API), whatever the condition.
+                match (condition, self.map.entry(key.clone())) {
+                    (SetCondition::Always | SetCondition::Nx, Entry::Vacant(slot)) => {
+                        slot.insert(value.clone());
+                        Outcome::Ok
                     }
-                    Entry::Occupied(mut slot) => {
-                        let holds = match condition {
-                            SetCondition::Always | SetCondition::Xx => true,
-                            SetCondition::Nx => false,
-                            SetCondition::IfEq(old) => slot.get() == old,
-                        };
-                        if holds {
-                            slot.insert(value.clone());
-                            Outcome::Ok
-                        } else {
-                            Outcome::Nil
-                        }
+                    (SetCondition::Always | SetCondition::Xx, Entry::Occupied(mut slot)) => {
+                        slot.insert(value.clone());
+                        Outcome::Ok
                     }
+                    (SetCondition::IfEq(old), Entry::Occupied(mut slot)) if slot.get() == old => {
+                        slot.insert(value.clone());
+                        Outcome::Ok
+                    }
+                    _ => Outcome::Nil,
                 }
             }
             Command::Del { keys } => {
@@ -125,15 +113,7 @@ impl StateMachine {
                 let Some(next) = current.checked_add(1) else {
                     return Outcome::Error(ERR_OVERFLOW.to_string());
                 };
-                let value = Bytes::from(next.to_string().into_bytes());
-                match slot {
-                    Entry::Vacant(v) => {
-                        v.insert(value);
-                    }
-                    Entry::Occupied(mut o) => {
-                        o.insert(value);
-                    }
-                }
+                *slot.or_default() = Bytes::from(next.to_string().into_bytes());
                 Outcome::Integer(next)
             }
             Command::MSet { pairs } => {
