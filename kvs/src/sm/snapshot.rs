@@ -10,7 +10,7 @@ use super::wire::{put_bytes, DecodeError, Reader};
 use super::StateMachine;
 use crate::raft::types::LogIndex;
 use bytes::{BufMut, Bytes, BytesMut};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// The first bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; 4] = b"KVSM";
@@ -31,7 +31,10 @@ pub(super) fn encode(sm: &StateMachine) -> Bytes {
     out.put_u8(SNAPSHOT_VERSION);
     out.put_u64(sm.applied.0);
     out.put_u64(sm.map.len() as u64);
-    for (key, value) in &sm.map {
+    // Key order, so that replicas with the same state write the same bytes.
+    let mut pairs: Vec<(&Bytes, &Bytes)> = sm.map.iter().collect();
+    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (key, value) in pairs {
         put_bytes(&mut out, key);
         put_bytes(&mut out, value);
     }
@@ -66,7 +69,7 @@ pub(super) fn decode(data: &[u8]) -> Result<StateMachine, DecodeError> {
     if count.saturating_mul(8) > r.remaining() as u64 {
         return Err(DecodeError::Invalid("entry count larger than the snapshot"));
     }
-    let mut map = BTreeMap::new();
+    let mut map = HashMap::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut last: Option<Bytes> = None;
     for _ in 0..count {
         let key = r.bytes()?;
