@@ -63,7 +63,9 @@ pub struct ClusterConfig {
     pub snapshot_log_entries_max: u64,
     /// Threads that serve client and peer connections on each node. Default: one per core.
     /// Nodes that share a machine do better with fewer (`kvs cluster-config` divides the cores
-    /// among its nodes): surplus threads only park and wake one another.
+    /// among its nodes): surplus threads only park and wake one another. With one, the node is
+    /// a single event loop: the driver runs on that thread too, and only the disk has threads
+    /// of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_threads: Option<usize>,
     /// Protective limits on client traffic.

@@ -39,6 +39,8 @@ pub struct LocalClusterOptions {
     pub snapshot_log_entries_max: u64,
     /// Extra arguments for every `kvs serve`.
     pub extra_args: Vec<String>,
+    /// I/O threads per node; `None` shares the machine's cores among the nodes.
+    pub io_threads: Option<usize>,
 }
 
 impl LocalClusterOptions {
@@ -57,6 +59,7 @@ impl LocalClusterOptions {
             election_ticks: 10,
             snapshot_log_entries_max: 10_000,
             extra_args: Vec::new(),
+            io_threads: None,
         }
     }
 }
@@ -110,6 +113,9 @@ impl LocalCluster {
         config.heartbeat_ticks = options.heartbeat_ticks;
         config.election_ticks = options.election_ticks;
         config.snapshot_log_entries_max = options.snapshot_log_entries_max;
+        if options.io_threads.is_some() {
+            config.io_threads = options.io_threads;
+        }
         config.validate().context("the generated configuration")?;
         let config_path = options.dir.join("cluster.yaml");
         std::fs::write(&config_path, config.to_yaml())?;

@@ -130,7 +130,6 @@ impl Target {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
     // A node's configuration says how many I/O threads it runs, so it is read first.
     let mut node_config = None;
     if let Command::Serve {
@@ -148,9 +147,6 @@ fn main() -> ExitCode {
     if let Command::Serve { config, .. } = &cli.command {
         match ClusterConfig::load(config) {
             Ok(c) => {
-                if let Some(n) = c.io_threads {
-                    builder.worker_threads(n);
-                }
                 node_config = Some(c);
             }
             Err(e) => {
@@ -159,6 +155,17 @@ fn main() -> ExitCode {
             }
         }
     }
+    // One I/O thread: the node is one event loop (its driver runs on it too, see
+    // `node::serve`); more: a pool of that many threads.
+    let mut builder = match node_config.as_ref().and_then(|c| c.io_threads) {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -88,16 +88,33 @@ async fn redis_cluster_client_runs_set_get_del_incr_cas_and_follows_moved() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_leader_is_replaced_and_restarted_node_catches_up_from_the_log() {
-    killed_leader_scenario(100_000, false).await;
+    killed_leader_scenario(100_000, false, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_leader_is_replaced_and_restarted_node_catches_up_from_a_snapshot() {
-    killed_leader_scenario(40, true).await;
+    // Nodes with a pool of I/O threads, where the driver has a thread of its own: the other
+    // way a node runs (by default on this machine each node has one thread, shared with its
+    // driver).
+    killed_leader_scenario(40, true, Some(2)).await;
 }
 
-async fn killed_leader_scenario(snapshot_log_entries_max: u64, expect_snapshot: bool) {
-    let mut c = common::start(3, 1, snapshot_log_entries_max, &[]).await;
+async fn killed_leader_scenario(
+    snapshot_log_entries_max: u64,
+    expect_snapshot: bool,
+    io_threads: Option<usize>,
+) {
+    let mut c = common::start_with(3, 1, snapshot_log_entries_max, &[], io_threads).await;
+    let own_thread = c.config.io_threads != Some(1);
+    for i in 0..3 {
+        let log = std::fs::read_to_string(c.log_path(i)).unwrap_or_default();
+        let expected = if own_thread {
+            "the driver runs on a thread of its own"
+        } else {
+            "the driver runs on the I/O thread"
+        };
+        assert!(log.contains(expected), "node {i}'s log lacks {expected:?}");
+    }
     let client = common::client(&c);
     let mut acked = std::collections::BTreeMap::new();
     for i in 0..60 {

@@ -14,7 +14,7 @@ use super::frame::{Frame, FrameError};
 use super::reply;
 use crate::config::ClusterConfig;
 use crate::node::driver::{
-    flush_later, ClientOp, DriverInput, Flush, OpKind, OpReply, ReadQuery, Responder,
+    flush_later, ClientOp, DriverInput, Flush, InboxSender, OpKind, OpReply, ReadQuery, Responder,
 };
 use crate::node::transport::{write_without_waiting, RemoteLeaders, TransportStats};
 use crate::node::view::NodeView;
@@ -24,10 +24,10 @@ use bytes::BytesMut;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::Notify;
 
 /// Everything a connection handler needs, shared by all connections of a node.
@@ -41,7 +41,7 @@ pub struct ServerContext {
     /// What the driver published after its last round.
     pub view: Arc<RwLock<NodeView>>,
     /// The driver's inbox.
-    pub inbox: SyncSender<DriverInput>,
+    pub inbox: InboxSender,
     /// Reads bypass ReadIndex (deliberately unsafe, for the harness).
     pub unsafe_local_reads: bool,
     /// Open client connections.
@@ -436,7 +436,7 @@ fn to_shard(
             seq,
             Frame::Error("TRYAGAIN the node is overloaded; retry shortly".into()),
         ),
-        Err(TrySendError::Disconnected(_)) => {
+        Err(TrySendError::Closed(_)) => {
             sink.answer(seq, Frame::Error("ERR the node is shutting down".into()));
         }
     }

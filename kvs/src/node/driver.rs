@@ -1,4 +1,5 @@
-//! The driver: one OS thread per node that steps every Raft group the node hosts.
+//! The driver: one loop per node (a task; see `node` for the thread it runs on) that steps every
+//! Raft group the node hosts.
 //!
 //! A round: take what arrived (peer batches, client operations) and the ticks that are due, step
 //! the groups, gather every group's `Ready`, write all of it to the shared WAL and `sync` once,
@@ -22,7 +23,6 @@ use crate::sm::{Command, Outcome, StateMachine};
 use crate::storage::GroupId;
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,21 @@ fn run_deferred() {
         f.flush();
     }
 }
+
+/// Runs `f` as the driver's iteration: answers it gives are flushed when it returns. Other
+/// tasks sharing the thread are not the driver, so what they answer goes out at once.
+fn as_driver<T>(f: impl FnOnce() -> T) -> T {
+    IS_DRIVER.with(|d| d.set(true));
+    let out = f();
+    run_deferred();
+    IS_DRIVER.with(|d| d.set(false));
+    out
+}
+
+/// The driver's inbox: peer batches, client operations, and the WAL thread's reports.
+pub type Inbox = tokio::sync::mpsc::Receiver<DriverInput>;
+/// Where inputs for the driver are sent.
+pub type InboxSender = tokio::sync::mpsc::Sender<DriverInput>;
 
 /// The operations a shard serves.
 pub enum OpKind {
@@ -320,59 +335,79 @@ impl Driver {
 
     /// Runs rounds until `Shutdown` arrives or every sender is gone.
     ///
+    /// The driver is a task: on a node with one I/O thread it shares that thread with the
+    /// connections' tasks, so handing it a request or a peer's batch wakes no other thread.
+    /// A round itself never waits (sockets are written without waiting, the WAL is another
+    /// thread's), so the only await is for the next input or tick.
+    ///
     /// # Errors
     /// A storage failure (the WAL or a snapshot could not be written): the node must stop, since
     /// it can no longer keep its promises.
-    pub fn run(mut self, inbox: Receiver<DriverInput>) -> anyhow::Result<()> {
-        IS_DRIVER.with(|d| d.set(true));
-        let result = self.run_loop(&inbox);
-        drop(self);
-        run_deferred();
+    pub async fn run(mut self, mut inbox: Inbox) -> anyhow::Result<()> {
+        let result = self.run_loop(&mut inbox).await;
+        as_driver(|| drop(self));
         result
     }
 
-    fn run_loop(&mut self, inbox: &Receiver<DriverInput>) -> anyhow::Result<()> {
+    async fn run_loop(&mut self, inbox: &mut Inbox) -> anyhow::Result<()> {
         let mut next_tick = Instant::now() + self.cfg.tick;
         // The first round publishes the view and sends the bootstrap campaigns.
-        self.round()?;
+        as_driver(|| self.round())?;
         loop {
-            let now = Instant::now();
-            let wait = next_tick.saturating_duration_since(now);
-            let mut shutdown = false;
-            match inbox.recv_timeout(wait) {
-                Ok(input) => shutdown |= self.take(input)?,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => shutdown = true,
-            }
-            for _ in 1..self.cfg.round_inputs_max {
-                match inbox.try_recv() {
-                    Ok(input) => shutdown |= self.take(input)?,
-                    Err(_) => break,
-                }
-            }
-            let now = Instant::now();
-            // Ticks that fell due; after a long stall (SIGSTOP) at most a few are replayed so
-            // that a node waking up does not fire a burst of elections at once.
-            let mut due = 0;
-            while next_tick <= now {
-                next_tick += self.cfg.tick;
-                due += 1;
-            }
-            if due > 3 {
-                next_tick = now + self.cfg.tick;
-                due = 3;
-            }
-            for _ in 0..due {
-                self.tick(now);
-            }
-            let round = self.round();
-            run_deferred();
-            round?;
+            let first = match tokio::time::timeout_at(next_tick.into(), inbox.recv()).await {
+                Ok(Some(input)) => Some(input),
+                Ok(None) => Some(DriverInput::Shutdown),
+                Err(_elapsed) => None,
+            };
+            let shutdown = as_driver(|| self.iterate(first, inbox, &mut next_tick))?;
             if shutdown {
                 tracing::info!(node = self.cfg.me.0, "driver stopped");
                 return Ok(());
             }
+            // Let the connections' and peers' tasks that are ready run before the next round,
+            // so that their inputs are taken together.
+            tokio::task::yield_now().await;
         }
+    }
+
+    /// One iteration: what arrived, the ticks that fell due, a round. Returns whether to stop.
+    fn iterate(
+        &mut self,
+        first: Option<DriverInput>,
+        inbox: &mut Inbox,
+        next_tick: &mut Instant,
+    ) -> anyhow::Result<bool> {
+        let mut shutdown = false;
+        if let Some(input) = first {
+            shutdown |= self.take(input)?;
+        }
+        for _ in 1..self.cfg.round_inputs_max {
+            match inbox.try_recv() {
+                Ok(input) => shutdown |= self.take(input)?,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    shutdown = true;
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        // Ticks that fell due; after a long stall (SIGSTOP) at most a few are replayed so
+        // that a node waking up does not fire a burst of elections at once.
+        let mut due = 0;
+        while *next_tick <= now {
+            *next_tick += self.cfg.tick;
+            due += 1;
+        }
+        if due > 3 {
+            *next_tick = now + self.cfg.tick;
+            due = 3;
+        }
+        for _ in 0..due {
+            self.tick(now);
+        }
+        self.round()?;
+        Ok(shutdown)
     }
 
     fn take(&mut self, input: DriverInput) -> anyhow::Result<bool> {

@@ -1,15 +1,19 @@
 //! The node: one `kvs serve` process hosting many Raft groups (multi-Raft).
 //!
-//! - `driver.rs`: the thread that steps every group and owns the state machines.
+//! - `driver.rs`: the loop that steps every group and owns the state machines.
 //! - `wal_worker.rs`: the thread that writes and syncs the WAL (group commit), and the one that
 //!   saves snapshots.
 //! - `transport.rs` and `wire.rs`: peer connections and their frame format.
 //! - `view.rs`: what the driver publishes for the client-facing server.
 //!
-//! A request's path: its connection's task (on one of the `io_threads` runtime threads) parses
-//! it and hands it to the driver; the driver proposes it, writes AppendEntries to the peers'
-//! sockets itself, hands the entries to the WAL thread, and, once the entry commits, writes the
-//! answer to the client's socket itself. Sockets are written without waiting (what a socket does
+//! Threads: the runtime's `io_threads` run the connections' tasks; the driver is a task on
+//! that same thread when there is one (the node is then one event loop, and handing the driver
+//! a request wakes no other thread), or has a thread of its own beside a pool; the WAL and the
+//! snapshot saver each have a thread, so the loop never waits for the disk.
+//!
+//! A request's path: its connection's task parses it and hands it to the driver; the driver
+//! proposes it, writes AppendEntries to the peers' sockets itself, hands the entries to the WAL
+//! thread, and, once the entry commits, writes the answer to the client's socket itself. Sockets are written without waiting (what a socket does
 //! not take at once is left to the connection's task), so the driver never blocks on a slow peer
 //! or client, and an answer or a message costs no extra thread wake-up on this side. On this
 //! 2-core machine each thread hop costs about as much as the work it carries, which is why they
@@ -162,7 +166,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         .collect();
     let transport = transport::Transport::start(me, tag, routes);
     let transport_stats = transport.stats.clone();
-    let (inbox_tx, inbox_rx) = std::sync::mpsc::sync_channel(DRIVER_INBOX_MAX);
+    let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel(DRIVER_INBOX_MAX);
     let remote_leaders = transport::RemoteLeaders::default();
     tokio::spawn(transport::accept_loop(
         peer_listener,
@@ -207,10 +211,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         transport,
         view.clone(),
     );
-    let driver_thread = std::thread::Builder::new()
-        .name(format!("kvs-driver-{}", me.0))
-        .spawn(move || driver.run(inbox_rx))
-        .context("starting the driver thread")?;
+    let driver_done = spawn_driver(driver, inbox_rx, me)?;
 
     let ctx = Arc::new(ServerContext {
         me,
@@ -234,22 +235,21 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let driver_done = tokio::task::spawn_blocking(move || driver_thread.join());
     tokio::pin!(driver_done);
     tokio::select! {
         _ = term.recv() => tracing::info!(node = me.0, "SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!(node = me.0, "Ctrl-C: shutting down"),
         joined = &mut driver_done => {
             return match joined {
-                Ok(Ok(result)) => result.context("the driver stopped"),
-                _ => Err(anyhow::anyhow!("the driver thread panicked")),
+                Ok(result) => result.context("the driver stopped"),
+                Err(_) => Err(anyhow::anyhow!("the driver panicked")),
             };
         }
     }
-    let _ = inbox_tx.send(DriverInput::Shutdown);
+    let _ = inbox_tx.send(DriverInput::Shutdown).await;
     let result = match driver_done.await {
-        Ok(Ok(result)) => result,
-        _ => Err(anyhow::anyhow!("the driver thread panicked")),
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!("the driver panicked")),
     };
     // The driver is gone, so the WAL thread's job queue is closed: it finishes what it was
     // given and stops.
@@ -260,4 +260,38 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
     })
     .await;
     result
+}
+
+/// Starts the driver. On a runtime with one thread (the default on a machine with fewer cores
+/// than nodes) the driver is a task on that thread, beside the connections' tasks: a request
+/// or a peer's batch reaches it without waking another thread. On a runtime with several
+/// threads it gets a thread of its own, since a round would otherwise hold up the tasks queued
+/// behind it on a worker.
+fn spawn_driver(
+    driver: Driver,
+    inbox: driver::Inbox,
+    me: NodeId,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<()>>> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
+    {
+        tracing::info!(node = me.0, "the driver runs on the I/O thread");
+        tokio::spawn(async move {
+            let _ = done_tx.send(driver.run(inbox).await);
+        });
+    } else {
+        tracing::info!(node = me.0, "the driver runs on a thread of its own");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .context("starting the driver's runtime")?;
+        std::thread::Builder::new()
+            .name(format!("kvs-driver-{}", me.0))
+            .spawn(move || {
+                let _ = done_tx.send(runtime.block_on(driver.run(inbox)));
+            })
+            .context("starting the driver thread")?;
+    }
+    Ok(done_rx)
 }

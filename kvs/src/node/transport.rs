@@ -41,7 +41,7 @@ pub type Batch = Vec<(GroupWireId, Message)>;
 pub type RemoteLeaders = Arc<RwLock<BTreeMap<ShardId, (NodeId, Term)>>>;
 
 /// Where inbound batches go: the driver's bounded inbox.
-pub type InboundSender = std::sync::mpsc::SyncSender<DriverInput>;
+pub type InboundSender = super::driver::InboxSender;
 
 /// Counters an operator can read in INFO.
 #[derive(Debug, Default)]
@@ -330,10 +330,10 @@ async fn serve_peer(
                     match inbound.try_send(DriverInput::Peer(f, batch)) {
                         Ok(()) => {}
                         // Raft tolerates a lost batch; a busy driver must not be waited on.
-                        Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                        Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
                             stats.inbound_dropped.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+                        Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
                     }
                 }
                 Ok(Some(PeerFrame::Leaders(led))) => {

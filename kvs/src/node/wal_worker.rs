@@ -7,9 +7,10 @@
 //! covers, and `Persisted` is reported in order too.
 
 use super::driver::DriverInput;
+use super::driver::InboxSender;
 use crate::raft::{Entry, HardState, Snapshot};
 use crate::storage::{GroupId, SnapshotStore, Wal};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 
 /// What one group's `Ready` asks to be made durable.
 pub struct PersistItem {
@@ -52,12 +53,12 @@ pub fn run_snapshotter(
     snapshots: SnapshotStore,
     jobs: Receiver<(GroupId, Snapshot)>,
     wal: std::sync::mpsc::Sender<WalJob>,
-    driver: SyncSender<DriverInput>,
+    driver: InboxSender,
 ) {
     while let Ok((group, snapshot)) = jobs.recv() {
         let index = snapshot.meta.index;
         if let Err(e) = snapshots.save(group, &snapshot) {
-            let _ = driver.send(DriverInput::StorageFailed(format!("{e:#}")));
+            let _ = driver.blocking_send(DriverInput::StorageFailed(format!("{e:#}")));
             return;
         }
         if wal.send(WalJob::Compact { group, index }).is_err() {
@@ -69,12 +70,7 @@ pub fn run_snapshotter(
 /// Runs until the driver drops its sender. A storage error is reported to the driver as
 /// `StorageFailed` and stops the thread: after a failed write or fsync nothing more may be
 /// promised.
-pub fn run(
-    mut wal: Wal,
-    snapshots: SnapshotStore,
-    jobs: Receiver<WalJob>,
-    driver: SyncSender<DriverInput>,
-) {
+pub fn run(mut wal: Wal, snapshots: SnapshotStore, jobs: Receiver<WalJob>, driver: InboxSender) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < JOBS_PER_SYNC_MAX {
@@ -85,13 +81,13 @@ pub fn run(
         }
         match write_batch(&mut wal, &snapshots, batch) {
             Ok(Some(seq)) => {
-                if driver.send(DriverInput::Persisted(seq)).is_err() {
+                if driver.blocking_send(DriverInput::Persisted(seq)).is_err() {
                     return;
                 }
             }
             Ok(None) => {}
             Err(e) => {
-                let _ = driver.send(DriverInput::StorageFailed(format!("{e:#}")));
+                let _ = driver.blocking_send(DriverInput::StorageFailed(format!("{e:#}")));
                 return;
             }
         }

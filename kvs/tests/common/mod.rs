@@ -65,6 +65,18 @@ pub async fn start(
     snapshot_log_entries_max: u64,
     extra_args: &[&str],
 ) -> TestCluster {
+    start_with(nodes, shards, snapshot_log_entries_max, extra_args, None).await
+}
+
+/// As [`start`], with `io_threads` runtime threads per node (`None`: the machine's cores
+/// shared among the nodes).
+pub async fn start_with(
+    nodes: usize,
+    shards: usize,
+    snapshot_log_entries_max: u64,
+    extra_args: &[&str],
+    io_threads: Option<usize>,
+) -> TestCluster {
     let dir = tempfile::Builder::new()
         .prefix("kvs-it-")
         .tempdir()
@@ -79,6 +91,7 @@ pub async fn start(
     options.heartbeat_ticks = 2;
     options.snapshot_log_entries_max = snapshot_log_entries_max;
     options.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+    options.io_threads = io_threads;
     let mut cluster = LocalCluster::start(options).expect("cluster starts");
     cluster
         .wait_ready(Duration::from_secs(20))
