@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::Notify;
@@ -228,6 +228,9 @@ impl ReplySink {
     }
 }
 
+/// Room made in a connection's read buffer before each read.
+const READ_CHUNK_BYTES: usize = 4096;
+
 /// Bytes of answers a client has not read yet before its connection stops reading requests.
 const UNREAD_ANSWER_BYTES_MAX: usize = 4 * 1024 * 1024;
 
@@ -330,9 +333,19 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
                     done_reading = true;
                     continue;
                 }
+                buf.reserve(READ_CHUNK_BYTES);
                 match stream.try_read_buf(&mut buf) {
                     Ok(0) => done_reading = true,
-                    Ok(_) => {}
+                    Ok(_) => {
+                        // A read that left room in the buffer emptied the socket, so its
+                        // readiness is dropped now instead of by one more read that would
+                        // block (new data raises a new readiness event when it arrives).
+                        if buf.len() < buf.capacity() {
+                            let _ = stream.try_io(Interest::READABLE, || {
+                                Err::<(), _>(ErrorKind::WouldBlock.into())
+                            });
+                        }
+                    }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(_) => done_reading = true,
                 }
