@@ -68,6 +68,12 @@ pub struct ClusterConfig {
     /// of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_threads: Option<usize>,
+    /// Hand each shard's leadership back to its preferred replica (the first of its replicas,
+    /// which the placement spreads evenly over the nodes) whenever that replica is up and
+    /// caught up, so that leaders, and with them the work, stay spread out after elections.
+    /// Default on.
+    #[serde(default = "default_balance_leaders")]
+    pub balance_leaders: bool,
     /// Protective limits on client traffic.
     #[serde(default)]
     pub limits: Limits,
@@ -158,6 +164,9 @@ impl Limits {
 
 fn default_tick_ms() -> u64 {
     10
+}
+fn default_balance_leaders() -> bool {
+    true
 }
 fn default_heartbeat_ticks() -> u32 {
     5
@@ -518,6 +527,7 @@ impl ClusterConfig {
             fsync: default_fsync(),
             snapshot_log_entries_max: default_snapshot_log_entries_max(),
             io_threads: Some(local_io_threads(node_count)),
+            balance_leaders: default_balance_leaders(),
             limits: Limits::default(),
         };
         config.validate()?;

@@ -248,11 +248,61 @@ impl LocalCluster {
     }
 
     /// Waits until every node that runs reports `cluster_state:ok` (each hosted shard has a
-    /// leader).
+    /// leader) and, when every node runs and leaders are balanced, until each shard is led by
+    /// its preferred replica, so that what follows meets a settled cluster.
     ///
     /// # Errors
     /// The cluster did not become ready in `timeout`; the error names the nodes still waiting.
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        self.wait_leaders(timeout).await?;
+        let all_running = (0..self.procs.len()).all(|i| self.is_running(i));
+        if !(all_running && self.config.balance_leaders) {
+            return Ok(());
+        }
+        let shard_map = self.config.shard_map()?;
+        let client = self.client(ClientOptions {
+            op_timeout: Duration::from_millis(500),
+            ..ClientOptions::default()
+        });
+        loop {
+            let mut unbalanced = Vec::new();
+            for shard in shard_map.shards() {
+                let preferred = shard.preferred_leader;
+                let Some(node) = self.config.node(preferred) else {
+                    continue;
+                };
+                let leads = match client
+                    .command_at(node.client_addr, &[b"INFO", b"raft"])
+                    .await
+                {
+                    Ok(crate::api::frame::Frame::Bulk(b)) => {
+                        crate::status::parse_info_raft(&String::from_utf8_lossy(&b))
+                            .iter()
+                            .any(|l| {
+                                l.shard == shard.id.0
+                                    && l.fields.get("role").map(String::as_str) == Some("leader")
+                            })
+                    }
+                    _ => false,
+                };
+                if !leads {
+                    unbalanced.push(shard.id.0);
+                }
+            }
+            if unbalanced.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!(
+                    "shards {unbalanced:?} are not led by their preferred replicas after {timeout:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_leaders(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         let client = self.client(ClientOptions {
             op_timeout: Duration::from_millis(500),

@@ -40,6 +40,10 @@ fn minimal_yaml_gets_defaults_and_helpers_work() {
         config.io_threads, None,
         "one I/O thread per core unless set"
     );
+    assert!(
+        config.balance_leaders,
+        "leaders are balanced unless turned off"
+    );
     assert_eq!(config.limits, Limits::default());
     assert_eq!(config.tick(), Duration::from_millis(10));
     let addr = |s: &str| s.parse::<SocketAddr>().unwrap();

@@ -15,8 +15,8 @@ use super::transport::{Batch, Transport};
 use super::view::{NodeView, ShardView};
 use super::wal_worker::{PersistItem, WalJob};
 use crate::raft::{
-    Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, RawNode, Ready, Restored, Role,
-    Snapshot, SnapshotMeta, Term,
+    Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, ProgressState, RawNode, Ready,
+    Restored, Role, Snapshot, SnapshotMeta, Term,
 };
 use crate::shard::ShardId;
 use crate::sm::{Command, Outcome, StateMachine};
@@ -170,6 +170,10 @@ pub struct DriverConfig {
     pub tick: Duration,
     /// Ticks between two heartbeats (heartbeats to a peer leave together, once an interval).
     pub heartbeat_ticks: u32,
+    /// The shortest election timeout, in ticks.
+    pub election_ticks: u32,
+    /// Hand leadership back to each shard's preferred replica when it is up and caught up.
+    pub balance_leaders: bool,
     /// A group takes a snapshot and compacts its log when it holds more entries than this.
     pub snapshot_log_entries_max: u64,
     /// How long a client's write may wait for its commit before it is answered "unknown".
@@ -181,6 +185,10 @@ pub struct DriverConfig {
     /// Inputs taken in one round before the groups are stepped.
     pub round_inputs_max: usize,
 }
+
+/// How far behind the leader's log a preferred replica may be for leadership to be handed to
+/// it: writes are refused while it catches up, so only a short catch-up is worth it.
+const TRANSFER_LAG_MAX: u64 = 1_000;
 
 struct PendingWrite {
     term: Term,
@@ -219,6 +227,12 @@ pub struct Group {
     /// snapshot; those after it keep the order). Invariant: equals the number of this group's
     /// `PendingReady`s with `apply_when_durable`.
     deferred_readies: usize,
+    /// The replica that should lead this shard when it can (see [`Driver::balance_leaders`]).
+    preferred_leader: NodeId,
+    /// While this node leads: the term, and the tick at which it started leading in it.
+    leading_since: Option<(Term, u64)>,
+    /// The tick before which no new transfer to the preferred replica is tried.
+    next_transfer_tick: u64,
 }
 
 impl Group {
@@ -230,6 +244,7 @@ impl Group {
         shard: ShardId,
         raft_config: crate::raft::Config,
         restored: Restored,
+        preferred_leader: NodeId,
     ) -> anyhow::Result<Group> {
         let sm = match &restored.snapshot {
             Some(s) => StateMachine::restore(&s.data).map_err(|e| {
@@ -258,6 +273,9 @@ impl Group {
             applied_term,
             durable_term_vote,
             deferred_readies: 0,
+            preferred_leader,
+            leading_since: None,
+            next_transfer_tick: 0,
         })
     }
 
@@ -496,12 +514,21 @@ impl Driver {
         for g in self.groups.values_mut() {
             g.raw.tick();
             expire_waiters(g, now);
+            let (role, term, _) = g.raw.role();
+            g.leading_since = match g.leading_since {
+                Some((t, since)) if role == Role::Leader && t == term => Some((t, since)),
+                _ if role == Role::Leader => Some((term, self.ticks)),
+                _ => None,
+            };
         }
         if self
             .ticks
             .is_multiple_of(u64::from(self.cfg.heartbeat_ticks.max(1)))
         {
             self.heartbeat_flush_due = true;
+            if self.cfg.balance_leaders {
+                self.balance_leaders();
+            }
             let led: Vec<(u32, Term)> = self
                 .groups
                 .iter()
@@ -511,6 +538,54 @@ impl Driver {
                 })
                 .collect();
             self.transport.announce_leaders(&led);
+        }
+    }
+
+    /// Leader balancing: a shard led here whose preferred replica is another node hands its
+    /// leadership over (Raft thesis §3.10) once that replica has been heard from lately and
+    /// holds the whole log, so the transfer is quick and refuses writes only briefly. The
+    /// placement spreads preferred replicas evenly, so this undoes the pile-up of leaders that
+    /// elections leave behind (after a start, a crash or a partition). A node leads for a few
+    /// election timeouts before it hands over, and a transfer that did not happen is tried
+    /// again only ten election timeouts later, so an unhealthy replica does not make the
+    /// shard flap.
+    fn balance_leaders(&mut self) {
+        let election = u64::from(self.cfg.election_ticks);
+        for g in self.groups.values_mut() {
+            let Some((_, since)) = g.leading_since else {
+                continue;
+            };
+            let target = g.preferred_leader;
+            if target == self.cfg.me
+                || self.ticks < since + 3 * election
+                || self.ticks < g.next_transfer_tick
+            {
+                continue;
+            }
+            let status = g.raw.status();
+            // Heard from lately and streaming entries: it holds the log up to what is in flight
+            // (the core sends the final TimeoutNow once it has everything).
+            let ready = status.transfer_target.is_none()
+                && status.progress.iter().any(|p| {
+                    p.id == target
+                        && p.recent_active
+                        && p.state == ProgressState::Replicate
+                        && status.last_index.0 - p.match_index.0 <= TRANSFER_LAG_MAX
+                });
+            if !ready {
+                continue;
+            }
+            g.next_transfer_tick = self.ticks + 10 * election;
+            tracing::info!(
+                node = self.cfg.me.0,
+                shard = g.shard.0,
+                term = status.term.0,
+                to = target.0,
+                "handing leadership to the shard's preferred replica"
+            );
+            if let Err(e) = g.raw.transfer_leader(target) {
+                tracing::warn!(node = self.cfg.me.0, shard = g.shard.0, error = %e, "leadership transfer refused");
+            }
         }
     }
 

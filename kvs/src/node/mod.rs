@@ -136,6 +136,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
                 snapshot,
                 entries,
             },
+            info.preferred_leader,
         )?;
         // A new cluster: the preferred replica campaigns at once, so that leaders start out
         // spread over the nodes instead of wherever the first timeout fires.
@@ -181,6 +182,8 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         me,
         tick: Duration::from_millis(config.tick_ms),
         heartbeat_ticks: config.heartbeat_ticks,
+        election_ticks: config.election_ticks,
+        balance_leaders: config.balance_leaders,
         snapshot_log_entries_max: config.snapshot_log_entries_max,
         write_timeout: Duration::from_millis(config.tick_ms * u64::from(config.election_ticks) * 4),
         read_timeout: Duration::from_millis(config.tick_ms * u64::from(config.election_ticks) * 2),

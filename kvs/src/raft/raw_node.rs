@@ -75,6 +75,8 @@ pub struct PeerStatus {
     pub state: ProgressState,
     /// Messages in flight in the Replicate state.
     pub inflight_count: usize,
+    /// Heard from since the leader's last quorum check (once an election timeout).
+    pub recent_active: bool,
 }
 
 /// A read-only summary of the member's state.
@@ -354,6 +356,7 @@ impl RawNode {
                 next_index: pr.next_index,
                 state: pr.state,
                 inflight_count: pr.inflights.count(),
+                recent_active: pr.recent_active,
             })
             .collect();
         Status {
