@@ -682,15 +682,7 @@ async fn leaders_return_to_their_preferred_replicas_after_a_restart() {
     }
     let client = common::client(&c);
     c.kill(0);
-    let mut acked = Vec::new();
-    for i in 0..100 {
-        let k = format!("while-down-{i}");
-        client
-            .set(k.as_bytes(), b"v")
-            .await
-            .expect("write with node 0 down");
-        acked.push(k);
-    }
+    let mut acked = write_keys(&client, "while-down", 100).await;
     let survivors: usize = {
         let mut n = 0;
         for i in 1..3 {
@@ -703,18 +695,7 @@ async fn leaders_return_to_their_preferred_replicas_after_a_restart() {
     // Writes go on while leadership moves back.
     let writer = {
         let client = common::client(&c);
-        tokio::spawn(async move {
-            let mut acked = Vec::new();
-            for i in 0..300 {
-                let k = format!("while-balancing-{i}");
-                client
-                    .set(k.as_bytes(), b"v")
-                    .await
-                    .expect("write while balancing");
-                acked.push(k);
-            }
-            acked
-        })
+        tokio::spawn(async move { write_keys(&client, "while-balancing", 300).await })
     };
     c.wait_ready(Duration::from_secs(20))
         .await
@@ -739,4 +720,18 @@ async fn leaders_return_to_their_preferred_replicas_after_a_restart() {
             "acknowledged write of {k} lost"
         );
     }
+}
+
+/// Writes `v` to keys `{prefix}-0` .. `{prefix}-{n-1}`, each acknowledged, and returns the keys.
+async fn write_keys(client: &kvs::client::ClusterClient, prefix: &str, n: usize) -> Vec<String> {
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = format!("{prefix}-{i}");
+        client
+            .set(k.as_bytes(), b"v")
+            .await
+            .unwrap_or_else(|e| panic!("write of {k}: {e}"));
+        keys.push(k);
+    }
+    keys
 }
