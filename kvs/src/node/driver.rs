@@ -542,8 +542,8 @@ impl Driver {
     }
 
     /// Leader balancing: a shard led here whose preferred replica is another node hands its
-    /// leadership over (Raft thesis §3.10) once that replica has been heard from lately and
-    /// holds the whole log, so the transfer is quick and refuses writes only briefly. The
+    /// leadership over (Raft thesis §3.10) once that replica has been heard from lately and is
+    /// close behind the log, so the transfer is quick and refuses writes only briefly. The
     /// placement spreads preferred replicas evenly, so this undoes the pile-up of leaders that
     /// elections leave behind (after a start, a crash or a partition). A node leads for a few
     /// election timeouts before it hands over, and a transfer that did not happen is tried
@@ -570,7 +570,7 @@ impl Driver {
                     p.id == target
                         && p.recent_active
                         && p.state == ProgressState::Replicate
-                        && status.last_index.0 - p.match_index.0 <= TRANSFER_LAG_MAX
+                        && status.last_index.0.saturating_sub(p.match_index.0) <= TRANSFER_LAG_MAX
                 });
             if !ready {
                 continue;
@@ -584,7 +584,12 @@ impl Driver {
                 "handing leadership to the shard's preferred replica"
             );
             if let Err(e) = g.raw.transfer_leader(target) {
-                tracing::warn!(node = self.cfg.me.0, shard = g.shard.0, error = %e, "leadership transfer refused");
+                tracing::warn!(
+                    node = self.cfg.me.0,
+                    shard = g.shard.0,
+                    error = %e,
+                    "leadership transfer refused"
+                );
             }
         }
     }

@@ -13,11 +13,11 @@
 //!
 //! A request's path: its connection's task parses it and hands it to the driver; the driver
 //! proposes it, writes AppendEntries to the peers' sockets itself, hands the entries to the WAL
-//! thread, and, once the entry commits, writes the answer to the client's socket itself. Sockets are written without waiting (what a socket does
-//! not take at once is left to the connection's task), so the driver never blocks on a slow peer
-//! or client, and an answer or a message costs no extra thread wake-up on this side. On this
-//! 2-core machine each thread hop costs about as much as the work it carries, which is why they
-//! are avoided.
+//! thread, and, once the entry commits, writes the answer to the client's socket itself.
+//! Sockets are written without waiting (what a socket does not take at once is left to the
+//! connection's task), so the driver never blocks on a slow peer or client, and an answer or a
+//! message costs no extra thread wake-up on this side. On this 2-core machine each thread hop
+//! costs about as much as the work it carries, which is why they are avoided.
 //!
 //! This module is the runtime edge: it owns sockets, files, threads and the clock, and feeds the
 //! pure Raft core, state machines and codecs.
@@ -139,7 +139,8 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
             info.preferred_leader,
         )?;
         // A new cluster: the preferred replica campaigns at once, so that leaders start out
-        // spread over the nodes instead of wherever the first timeout fires.
+        // spread over the nodes instead of wherever the first timeout fires (when its peers
+        // are not up yet, leader balancing hands the shard over later).
         if fresh && info.preferred_leader == me {
             g.raw_mut().campaign();
         }
@@ -265,8 +266,8 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
     result
 }
 
-/// Starts the driver. On a runtime with one thread (the default on a machine with fewer cores
-/// than nodes) the driver is a task on that thread, beside the connections' tasks: a request
+/// Starts the driver. On a runtime with one thread (what `kvs cluster-config` gives nodes that
+/// share a machine with few cores) the driver is a task on that thread, beside the connections' tasks: a request
 /// or a peer's batch reaches it without waking another thread. On a runtime with several
 /// threads it gets a thread of its own, since a round would otherwise hold up the tasks queued
 /// behind it on a worker.
