@@ -266,30 +266,24 @@ impl LocalCluster {
             ..ClientOptions::default()
         });
         loop {
-            let mut unbalanced = Vec::new();
-            for shard in shard_map.shards() {
-                let preferred = shard.preferred_leader;
-                let Some(node) = self.config.node(preferred) else {
-                    continue;
-                };
-                let leads = match client
-                    .command_at(node.client_addr, &[b"INFO", b"raft"])
+            // Which node leads what, one INFO per node.
+            let mut led: Vec<(NodeId, u32)> = Vec::new();
+            for node in &self.config.nodes {
+                for line in crate::status::info_raft(&client, node.client_addr)
                     .await
+                    .unwrap_or_default()
                 {
-                    Ok(crate::api::frame::Frame::Bulk(b)) => {
-                        crate::status::parse_info_raft(&String::from_utf8_lossy(&b))
-                            .iter()
-                            .any(|l| {
-                                l.shard == shard.id.0
-                                    && l.fields.get("role").map(String::as_str) == Some("leader")
-                            })
+                    if line.is_leader() {
+                        led.push((NodeId(node.id), line.shard));
                     }
-                    _ => false,
-                };
-                if !leads {
-                    unbalanced.push(shard.id.0);
                 }
             }
+            let unbalanced: Vec<u32> = shard_map
+                .shards()
+                .iter()
+                .filter(|s| !led.contains(&(s.preferred_leader, s.id.0)))
+                .map(|s| s.id.0)
+                .collect();
             if unbalanced.is_empty() {
                 return Ok(());
             }

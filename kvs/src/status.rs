@@ -16,6 +16,22 @@ pub struct ShardLine {
     pub fields: BTreeMap<String, String>,
 }
 
+impl ShardLine {
+    /// Whether the node that wrote the line leads the shard.
+    #[must_use]
+    pub fn is_leader(&self) -> bool {
+        self.fields.get("role").map(String::as_str) == Some("leader")
+    }
+}
+
+/// Asks the node at `addr` for `INFO raft`; `None` when it does not answer with one.
+pub async fn info_raft(client: &ClusterClient, addr: SocketAddr) -> Option<Vec<ShardLine>> {
+    match client.command_at(addr, &[b"INFO", b"raft"]).await {
+        Ok(Frame::Bulk(b)) => Some(parse_info_raft(&String::from_utf8_lossy(&b))),
+        _ => None,
+    }
+}
+
 /// Parses the `shard_N:k=v,k=v` lines of an `INFO raft` reply.
 #[must_use]
 pub fn parse_info_raft(text: &str) -> Vec<ShardLine> {
@@ -83,18 +99,17 @@ pub async fn cluster_status(client: &ClusterClient, seed: &str) -> anyhow::Resul
     let mut shards: BTreeMap<u32, (u64, String, String, String)> = BTreeMap::new();
     let mut seen: BTreeMap<u32, String> = BTreeMap::new();
     for (id, addr) in &members {
-        match client.command_at(*addr, &[b"INFO", b"raft"]).await {
-            Ok(Frame::Bulk(b)) => {
-                for line in parse_info_raft(&String::from_utf8_lossy(&b)) {
-                    let get = |k: &str| line.fields.get(k).cloned().unwrap_or_default();
-                    let slots = ranges.get(line.shard as usize).cloned().unwrap_or_default();
-                    seen.entry(line.shard).or_insert_with(|| slots.clone());
-                    if get("role") == "leader" {
-                        shards.insert(line.shard, (*id, get("term"), get("commit"), slots));
-                    }
-                }
+        let Some(lines) = info_raft(client, *addr).await else {
+            unreachable.push(format!("node {id} ({addr})"));
+            continue;
+        };
+        for line in lines {
+            let get = |k: &str| line.fields.get(k).cloned().unwrap_or_default();
+            let slots = ranges.get(line.shard as usize).cloned().unwrap_or_default();
+            seen.entry(line.shard).or_insert_with(|| slots.clone());
+            if line.is_leader() {
+                shards.insert(line.shard, (*id, get("term"), get("commit"), slots));
             }
-            _ => unreachable.push(format!("node {id} ({addr})")),
         }
     }
     let mut out = String::new();

@@ -660,7 +660,7 @@ async fn leaders_return_to_their_preferred_replicas_after_a_restart() {
     let led_by = |lines: &[kvs::status::ShardLine]| -> Vec<u32> {
         lines
             .iter()
-            .filter(|l| l.fields.get("role").map(String::as_str) == Some("leader"))
+            .filter(|l| l.is_leader())
             .map(|l| l.shard)
             .collect()
     };

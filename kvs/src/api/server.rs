@@ -443,6 +443,8 @@ fn to_shard(
         Responder::new(move |reply| sink.answer(seq, render(&ctx, reply, shape, slot)))
     };
     let op = ClientOp { shard, kind, reply };
+    // A refused op is answered here; its responder, dropped with it just after, then finds
+    // the slot filled and its own "unknown" answer is ignored.
     match ctx.inbox.try_send(DriverInput::Client(op)) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => sink.answer(

@@ -10,7 +10,7 @@
 //! driver. Inbound connections start with a `Hello`; a frame that fails to decode closes that
 //! connection with a logged error and harms nothing else.
 
-use super::driver::DriverInput;
+use super::driver::{DriverInput, InboxSender};
 use super::wire::{decode_frame, encode_frame, GroupWireId, PeerFrame};
 use crate::raft::{Message, NodeId, Term};
 use crate::shard::ShardId;
@@ -39,9 +39,6 @@ pub type Batch = Vec<(GroupWireId, Message)>;
 /// What peers said they lead: shard -> (leader, term). Written by inbound connections, read by
 /// the client-facing server for shards this node does not host.
 pub type RemoteLeaders = Arc<RwLock<BTreeMap<ShardId, (NodeId, Term)>>>;
-
-/// Where inbound batches go: the driver's bounded inbox.
-pub type InboundSender = super::driver::InboxSender;
 
 /// Counters an operator can read in INFO.
 #[derive(Debug, Default)]
@@ -268,7 +265,7 @@ async fn drain(out: &Outbound, stream: &TcpStream) -> std::io::Error {
 pub async fn accept_loop(
     listener: TcpListener,
     cluster_tag: u64,
-    inbound: InboundSender,
+    inbound: InboxSender,
     stats: Arc<TransportStats>,
     remote_leaders: RemoteLeaders,
 ) {
@@ -297,7 +294,7 @@ async fn serve_peer(
     mut stream: TcpStream,
     remote: SocketAddr,
     cluster_tag: u64,
-    inbound: InboundSender,
+    inbound: InboxSender,
     stats: Arc<TransportStats>,
     remote_leaders: RemoteLeaders,
 ) {

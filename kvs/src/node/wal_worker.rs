@@ -6,8 +6,7 @@
 //! strictly in the order they were given, so a compaction never overtakes the entries it
 //! covers, and `Persisted` is reported in order too.
 
-use super::driver::DriverInput;
-use super::driver::InboxSender;
+use super::driver::{DriverInput, InboxSender};
 use crate::raft::{Entry, HardState, Snapshot};
 use crate::storage::{GroupId, SnapshotStore, Wal};
 use std::sync::mpsc::Receiver;

@@ -77,7 +77,7 @@ impl StateMachine {
                 value,
                 condition,
             } => {
-                // One descent of the tree per write (entry API), whatever the condition.
+                // One lookup per write (entry API), whatever the condition.
                 match (condition, self.map.entry(key.clone())) {
                     (SetCondition::Always | SetCondition::Nx, Entry::Vacant(slot)) => {
                         slot.insert(value.clone());

@@ -130,7 +130,7 @@ pub async fn leader_of(cluster: &LocalCluster, shard: u32) -> Option<(usize, u64
             continue;
         };
         for l in lines {
-            if l.shard == shard && l.fields.get("role").map(String::as_str) == Some("leader") {
+            if l.shard == shard && l.is_leader() {
                 let term: u64 = l.fields["term"].parse().unwrap_or(0);
                 if best.is_none_or(|(_, t)| term > t) {
                     best = Some((i, term));
