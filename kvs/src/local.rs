@@ -9,6 +9,7 @@ use crate::raft::NodeId;
 use anyhow::Context as _;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,6 +40,8 @@ pub struct LocalClusterOptions {
     pub snapshot_log_entries_max: u64,
     /// Extra arguments for every `kvs serve`.
     pub extra_args: Vec<String>,
+    /// Extra arguments for one node's `kvs serve` only, by node id (after `extra_args`).
+    pub node_args: BTreeMap<u64, Vec<String>>,
     /// I/O threads per node; `None` shares the machine's cores among the nodes.
     pub io_threads: Option<usize>,
 }
@@ -59,6 +62,7 @@ impl LocalClusterOptions {
             election_ticks: 10,
             snapshot_log_entries_max: 10_000,
             extra_args: Vec::new(),
+            node_args: BTreeMap::new(),
             io_threads: None,
         }
     }
@@ -95,7 +99,18 @@ impl LocalCluster {
     /// # Errors
     /// The directory, ports or processes could not be set up.
     pub fn start(options: LocalClusterOptions) -> anyhow::Result<LocalCluster> {
-        std::fs::create_dir_all(&options.dir)?;
+        let config = LocalCluster::layout(&options)?;
+        LocalCluster::start_with_config(options, config)
+    }
+
+    /// The configuration [`LocalCluster::start`] would use: every node on 127.0.0.1 with free
+    /// client and peer ports, and the options' timings. A caller may change it (route peers
+    /// through proxies, advertise another client address) before
+    /// [`LocalCluster::start_with_config`].
+    ///
+    /// # Errors
+    /// No free ports, or the options make an invalid configuration.
+    pub fn layout(options: &LocalClusterOptions) -> anyhow::Result<ClusterConfig> {
         let mut config = ClusterConfig::local(
             options.node_count as u64,
             options.shard_count as u32,
@@ -117,15 +132,28 @@ impl LocalCluster {
             config.io_threads = options.io_threads;
         }
         config.validate().context("the generated configuration")?;
+        Ok(config)
+    }
+
+    /// Writes `config` to `<dir>/cluster.yaml` and starts every node with it.
+    ///
+    /// # Errors
+    /// The configuration is invalid, or the directory or processes could not be set up.
+    pub fn start_with_config(
+        options: LocalClusterOptions,
+        config: ClusterConfig,
+    ) -> anyhow::Result<LocalCluster> {
+        std::fs::create_dir_all(&options.dir)?;
+        config.validate().context("the cluster configuration")?;
         let config_path = options.dir.join("cluster.yaml");
         std::fs::write(&config_path, config.to_yaml())?;
         let mut cluster = LocalCluster {
-            procs: (0..options.node_count).map(|_| None).collect(),
+            procs: (0..config.nodes.len()).map(|_| None).collect(),
             config,
             config_path,
             options,
         };
-        for i in 0..cluster.options.node_count {
+        for i in 0..cluster.procs.len() {
             cluster.start_node(i)?;
         }
         Ok(cluster)
@@ -184,6 +212,13 @@ impl LocalCluster {
             .arg("--exit-with-parent")
             .arg(std::process::id().to_string())
             .args(&self.options.extra_args)
+            .args(
+                self.options
+                    .node_args
+                    .get(&self.config.nodes[i].id)
+                    .into_iter()
+                    .flatten(),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("KVS_LOG").unwrap_or_else(|_| "info".into()),
@@ -196,6 +231,12 @@ impl LocalCluster {
             .with_context(|| format!("spawning {}", self.options.bin.display()))?;
         self.procs[i] = Some(child);
         Ok(())
+    }
+
+    /// The process id of node `i`, while it runs (a paused node still has one).
+    #[must_use]
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.procs[i].as_ref().map(Child::id)
     }
 
     /// SIGKILLs node `i` and waits for it to die.

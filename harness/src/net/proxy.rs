@@ -1,0 +1,1 @@
+//! TCP proxies (under construction).
