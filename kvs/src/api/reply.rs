@@ -19,6 +19,14 @@ pub fn try_again() -> Frame {
     Frame::Error("TRYAGAIN shard has no leader yet, retry later".into())
 }
 
+/// `-TRYAGAIN ...`: this node follows a leader it has not heard from lately (it may be dead or
+/// cut off), so it does not send the client there; the request did not take effect and may be
+/// retried after a pause, by when an election may have named a leader that answers.
+#[must_use]
+pub fn leader_silent() -> Frame {
+    Frame::Error("TRYAGAIN shard's leader has not been heard from lately, retry later".into())
+}
+
 /// The error prefix of a write whose outcome is unknown: proposed, but leadership was lost (or
 /// the node is shutting down) before it could be confirmed. It may or may not have taken effect;
 /// a client must not treat it as a definite failure.
@@ -111,6 +119,14 @@ mod tests {
         assert_eq!(
             try_again().to_bytes(),
             &b"-TRYAGAIN shard has no leader yet, retry later\r\n"[..]
+        );
+        assert_eq!(
+            leader_silent().to_bytes(),
+            &b"-TRYAGAIN shard's leader has not been heard from lately, retry later\r\n"[..]
+        );
+        assert_eq!(
+            classify("TRYAGAIN shard's leader has not been heard from lately, retry later"),
+            ErrorKind::TryAgain
         );
         let unknown = outcome_unknown("leadership lost");
         assert_eq!(

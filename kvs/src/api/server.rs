@@ -2,10 +2,16 @@
 //! to its shard, and writes replies back in request order.
 //!
 //! A request for a shard this node leads goes to the driver; one whose leader is elsewhere gets
-//! `-MOVED <slot> <host:port>`; one whose shard has no leader yet gets `-TRYAGAIN`. A write whose
-//! fate can no longer be confirmed gets `-UNKNOWN outcome unknown: ...`, which a client must
-//! record as "may or may not have happened". Every limit (request size, value size, pending
-//! requests per connection, connections per node) answers with a clear error.
+//! `-MOVED <slot> <host:port>`; one whose shard has no leader yet, or whose leader this node has
+//! not heard from lately (it may be dead: see [`crate::node::view::ShardView::leader_silent`]),
+//! gets `-TRYAGAIN`. A write whose fate can no longer be confirmed gets
+//! `-UNKNOWN outcome unknown: ...`, which a client must record as "may or may not have
+//! happened". Every limit (request size, value size, pending requests per connection,
+//! connections per node) answers with a clear error.
+//!
+//! Reads (GET, MGET, EXISTS, SMEMBERS, SISMEMBER, SCARD) and writes (SET, DEL, INCR, INCRBY,
+//! DECR, DECRBY, MSET, SADD, SREM) both go to the shard's leader; the state machine's
+//! [`crate::sm::Outcome`] becomes the reply.
 
 use super::cmd::cluster::{keyslot_reply, ClusterView};
 use super::cmd::info::{NodeStatus, ShardStatus};
@@ -14,7 +20,7 @@ use super::frame::{Frame, FrameError};
 use super::reply;
 use crate::config::ClusterConfig;
 use crate::node::driver::{
-    flush_later, ClientOp, DriverInput, Flush, InboxSender, OpKind, OpReply, ReadQuery, Responder,
+    flush_later, ClientOp, DriverInput, Flush, InboxSender, OpKind, OpReply, Responder,
 };
 use crate::node::transport::{write_without_waiting, RemoteLeaders, TransportStats};
 use crate::node::view::NodeView;
@@ -80,19 +86,6 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>) {
             ctx.connections.fetch_sub(1, Ordering::Relaxed);
         });
     }
-}
-
-/// How a driver answer becomes a RESP reply.
-#[derive(Clone, Copy)]
-enum Shape {
-    /// GET: a bulk string or nil.
-    Single,
-    /// MGET: an array of bulk strings or nils.
-    Array,
-    /// EXISTS: an integer.
-    Count,
-    /// Writes: the state machine's outcome.
-    Outcome,
 }
 
 /// A connection's answers, in request order.
@@ -253,7 +246,7 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
     let limits = ctx.config.limits.frame_limits();
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // A parsed request that must wait until the requests before it are answered.
-    let mut held: Option<(Slot, OpKind, Shape)> = None;
+    let mut held: Option<(Slot, OpKind)> = None;
     // Whether the last request sent to the driver was a write.
     let mut last_was_write = false;
     // No more requests are read: the client closed its side, quit, or broke the protocol.
@@ -263,9 +256,9 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
         // order) or of reads (no effects) may be in flight together, but a read after a write
         // waits until the write is applied, and a write after a read until the read is served.
         if held.is_some() && sink.lock().waiting == 0 {
-            let (slot, kind, shape) = held.take().expect("checked above");
+            let (slot, kind) = held.take().expect("checked above");
             last_was_write = matches!(kind, OpKind::Write(_));
-            to_shard(ctx, &sink, slot, kind, shape, pending_max);
+            to_shard(ctx, &sink, slot, kind, pending_max);
         }
         while held.is_none() && !done_reading {
             match Frame::parse(&mut buf, &limits) {
@@ -278,14 +271,14 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
                         sink.push(Answer::Close);
                         done_reading = true;
                     }
-                    Step::Keyed { slot, kind, shape } => {
+                    Step::Keyed { slot, kind } => {
                         let is_write = matches!(kind, OpKind::Write(_));
                         if is_write != last_was_write && sink.lock().waiting > 0 {
-                            held = Some((slot, kind, shape));
+                            held = Some((slot, kind));
                             break;
                         }
                         last_was_write = is_write;
-                        to_shard(ctx, &sink, slot, kind, shape, pending_max);
+                        to_shard(ctx, &sink, slot, kind, pending_max);
                     }
                 },
                 Ok(None) => break,
@@ -362,11 +355,7 @@ fn protocol_error(e: &FrameError) -> Frame {
 enum Step {
     Now(Frame),
     Close,
-    Keyed {
-        slot: Slot,
-        kind: OpKind,
-        shape: Shape,
-    },
+    Keyed { slot: Slot, kind: OpKind },
 }
 
 fn prepare(ctx: &ServerContext, frame: Frame) -> Step {
@@ -375,31 +364,31 @@ fn prepare(ctx: &ServerContext, frame: Frame) -> Step {
         Err(e) => return Step::Now(e.to_frame()),
     };
     let now = Step::Now;
-    let (kind, shape) = match &request {
+    let kind = match &request {
         Request::Ping(None) => return now(Frame::Simple("PONG".into())),
         Request::Ping(Some(m)) | Request::Echo(m) => return now(Frame::Bulk(m.clone())),
         Request::Quit => return Step::Close,
         Request::DbSize => return now(Frame::Integer(dbsize(ctx))),
         Request::Info(section) => return now(info(ctx, section.as_deref())),
         Request::Cluster(c) => return now(cluster(ctx, c)),
-        Request::Get(key) => (
-            OpKind::Read(ReadQuery::Get(vec![key.clone()])),
-            Shape::Single,
-        ),
-        Request::MGet(keys) => (OpKind::Read(ReadQuery::Get(keys.clone())), Shape::Array),
-        Request::Exists(keys) => (OpKind::Read(ReadQuery::Exists(keys.clone())), Shape::Count),
-        Request::Set(_) | Request::Del(_) | Request::Incr(_) | Request::MSet(_) => {
-            if let Err(e) = request.check_value_bytes(ctx.config.limits.value_bytes_max) {
-                return now(e.to_frame());
+        _ => {
+            if let Some(query) = request.to_query() {
+                OpKind::Read(query)
+            } else if let Some(cmd) = request.to_command() {
+                if let Err(e) = request.check_value_bytes(ctx.config.limits.value_bytes_max) {
+                    return now(e.to_frame());
+                }
+                OpKind::Write(cmd)
+            } else {
+                unreachable!(
+                    "{} is neither answered here, a read nor a write",
+                    request.name()
+                )
             }
-            let cmd = request
-                .to_command()
-                .expect("writes carry a state machine command");
-            (OpKind::Write(cmd), Shape::Outcome)
         }
     };
     match request.slot() {
-        Ok(Some(slot)) => Step::Keyed { slot, kind, shape },
+        Ok(Some(slot)) => Step::Keyed { slot, kind },
         Ok(None) => now(Frame::Error("ERR the command has no key".into())),
         Err(e) => now(e.to_frame()),
     }
@@ -412,19 +401,21 @@ fn to_shard(
     sink: &Arc<ReplySink>,
     slot: Slot,
     kind: OpKind,
-    shape: Shape,
     pending_max: usize,
 ) {
     let shard = ctx.shard_map.shard_of_slot(slot);
-    let (role, leader) = {
+    let (role, leader, leader_silent) = {
         let view = ctx.view.read().expect("view lock poisoned");
         match view.shards.get(&shard) {
-            Some(s) => (Some(s.role), s.leader),
-            None => (None, None),
+            Some(s) => (Some(s.role), s.leader, s.leader_silent),
+            None => (None, None, false),
         }
     };
     let now = match role {
         Some(Role::Leader) => None,
+        // The leader this node follows has gone quiet: sending the client there would likely
+        // bounce it off a dead node and back here until an election ends.
+        Some(_) if leader_silent => Some(reply::leader_silent()),
         Some(_) => Some(not_leader(ctx, slot, shard, leader)),
         // Not hosted here: send the client to the leader a peer announced, else to a replica
         // that hosts the shard (it redirects further).
@@ -440,7 +431,7 @@ fn to_shard(
     };
     let reply = {
         let (ctx, sink) = (ctx.clone(), sink.clone());
-        Responder::new(move |reply| sink.answer(seq, render(&ctx, reply, shape, slot)))
+        Responder::new(move |reply| sink.answer(seq, render(&ctx, reply, slot)))
     };
     let op = ClientOp { shard, kind, reply };
     // A refused op is answered here; its responder, dropped with it just after, then finds
@@ -476,20 +467,10 @@ fn moved(ctx: &ServerContext, slot: Slot, to: NodeId) -> Frame {
     reply::moved(slot, addr)
 }
 
-fn render(ctx: &ServerContext, reply: OpReply, shape: Shape, slot: Slot) -> Frame {
+fn render(ctx: &ServerContext, reply: OpReply, slot: Slot) -> Frame {
     let me = ctx.me;
     match reply {
-        OpReply::Applied(outcome) => Frame::from(outcome),
-        OpReply::Values(mut values) => match shape {
-            Shape::Single => values.pop().flatten().map_or(Frame::Null, Frame::Bulk),
-            _ => Frame::Array(
-                values
-                    .into_iter()
-                    .map(|v| v.map_or(Frame::Null, Frame::Bulk))
-                    .collect(),
-            ),
-        },
-        OpReply::Count(n) => Frame::Integer(n),
+        OpReply::Applied(outcome) | OpReply::Read(outcome) => Frame::from(outcome),
         OpReply::NotLeader { leader } => {
             let shard = ctx.shard_map.shard_of_slot(slot);
             match leader {

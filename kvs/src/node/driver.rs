@@ -19,9 +19,8 @@ use crate::raft::{
     Restored, Role, Snapshot, SnapshotMeta, Term,
 };
 use crate::shard::ShardId;
-use crate::sm::{Command, Outcome, StateMachine};
+use crate::sm::{Command, Outcome, Query, StateMachine};
 use crate::storage::GroupId;
-use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -127,17 +126,9 @@ pub type InboxSender = tokio::sync::mpsc::Sender<DriverInput>;
 pub enum OpKind {
     /// A state machine command, replicated through the log.
     Write(Command),
-    /// A read, served after ReadIndex confirms it (or locally, when unsafe reads are on).
-    Read(ReadQuery),
-}
-
-/// The reads a shard serves.
-#[derive(Debug, Clone)]
-pub enum ReadQuery {
-    /// Values of keys (GET is one key, MGET many).
-    Get(Vec<Bytes>),
-    /// How many of the keys exist.
-    Exists(Vec<Bytes>),
+    /// A read (GET, MGET, EXISTS, SMEMBERS, SISMEMBER, SCARD), served after ReadIndex
+    /// confirms it (or locally, when unsafe reads are on).
+    Read(Query),
 }
 
 /// The answer to a [`ClientOp`].
@@ -145,10 +136,8 @@ pub enum ReadQuery {
 pub enum OpReply {
     /// A write committed and was applied, with its result.
     Applied(Outcome),
-    /// The values read, in key order.
-    Values(Vec<Option<Bytes>>),
-    /// A count (EXISTS).
-    Count(i64),
+    /// A read was confirmed and served, with its result.
+    Read(Outcome),
     /// This node does not lead the shard; `leader` is who does, if known.
     NotLeader {
         /// The leader this node knows of.
@@ -186,6 +175,15 @@ pub struct DriverConfig {
     pub round_inputs_max: usize,
 }
 
+/// Heartbeat intervals a follower may go without a message from the leader it knows before it
+/// calls that leader silent and tells clients `-TRYAGAIN` instead of `-MOVED` to it. A leader
+/// sends every follower a heartbeat once an interval, so silence this long means the leader is
+/// dead, paused or cut off (sending clients there would make them bounce between the followers
+/// and an unreachable node until an election ends). Three, not two, so that one heartbeat
+/// delayed on a busy machine does not turn a good redirect into a retry; still well under an
+/// election timeout, which is the window this covers.
+pub const LEADER_SILENT_HEARTBEATS: u64 = 3;
+
 /// How far behind the leader's log a preferred replica may be for leadership to be handed to
 /// it: writes are refused while it catches up, so only a short catch-up is worth it.
 const TRANSFER_LAG_MAX: u64 = 1_000;
@@ -197,7 +195,7 @@ struct PendingWrite {
 }
 
 struct PendingRead {
-    query: ReadQuery,
+    query: Query,
     reply: Responder,
     deadline: Instant,
 }
@@ -233,6 +231,9 @@ pub struct Group {
     leading_since: Option<(Term, u64)>,
     /// The tick before which no new transfer to the preferred replica is tried.
     next_transfer_tick: u64,
+    /// The driver tick at which this node last got a message in this group from the node its
+    /// core names as leader (0: never). Meaningful only while that leader is another node.
+    leader_heard_tick: u64,
 }
 
 impl Group {
@@ -276,6 +277,7 @@ impl Group {
             preferred_leader,
             leading_since: None,
             next_transfer_tick: 0,
+            leader_heard_tick: 0,
         })
     }
 
@@ -316,8 +318,8 @@ pub struct Driver {
     heartbeats_held: BTreeMap<NodeId, Batch>,
     /// A heartbeat tick passed: the round flushes the held heartbeats when it ends.
     heartbeat_flush_due: bool,
-    /// Role, term and leader of each group as last published in the view.
-    published_routing: BTreeMap<ShardId, (Role, Term, Option<NodeId>)>,
+    /// Role, term, leader and leader silence of each group as last published in the view.
+    published_routing: BTreeMap<ShardId, Routing>,
     /// A tick passed since the view's indices were last published.
     view_stale: bool,
 }
@@ -440,6 +442,10 @@ impl Driver {
                     if let Err(e) = g.raw.step(msg) {
                         tracing::debug!(shard = group, %from, error = %e, "message rejected");
                     }
+                    // Heard from the leader (after the step, which may have named it).
+                    if g.raw.role().2 == Some(from) {
+                        g.leader_heard_tick = self.ticks;
+                    }
                 }
                 Ok(false)
             }
@@ -469,7 +475,15 @@ impl Driver {
         };
         let (role, _, leader) = g.raw.role();
         if role != Role::Leader {
-            op.reply.send(OpReply::NotLeader { leader });
+            let reply = if leader_silent(g, self.cfg.me, self.ticks, self.cfg.heartbeat_ticks) {
+                OpReply::TryAgain(format!(
+                    "shard {}'s leader has not been heard from lately",
+                    g.shard.0
+                ))
+            } else {
+                OpReply::NotLeader { leader }
+            };
+            op.reply.send(reply);
             return;
         }
         let now = Instant::now();
@@ -835,21 +849,37 @@ impl Driver {
     /// published as soon as it changes; the indices and key counts, which only INFO reads, at
     /// most once a tick, so that client requests rarely meet the write lock.
     fn publish_view(&mut self) {
+        let (me, ticks, heartbeat_ticks) = (self.cfg.me, self.ticks, self.cfg.heartbeat_ticks);
+        let routing = |g: &Group| Routing {
+            role: g.raw.role(),
+            leader_silent: leader_silent(g, me, ticks, heartbeat_ticks),
+        };
         let routing_changed = self
             .groups
             .iter()
-            .any(|(shard, g)| self.published_routing.get(shard) != Some(&g.raw.role()));
+            .any(|(shard, g)| self.published_routing.get(shard) != Some(&routing(g)));
         if !routing_changed && !std::mem::take(&mut self.view_stale) {
             return;
         }
         for (shard, g) in &self.groups {
-            self.published_routing.insert(*shard, g.raw.role());
+            self.published_routing.insert(*shard, routing(g));
         }
         let mut view = self.view.write().expect("view lock poisoned");
         for (shard, g) in &self.groups {
             let (role, term, leader) = g.raw.role();
+            let leader_silent = leader_silent(g, me, ticks, heartbeat_ticks);
             let (commit, applied, _, _) = g.raw.indices();
             let before = view.shards.get(shard);
+            if before.is_some_and(|b| b.leader_silent != leader_silent) {
+                tracing::info!(
+                    node = me.0,
+                    shard = shard.0,
+                    term = term.0,
+                    leader = leader.map_or(0, |l| l.0),
+                    silent = leader_silent,
+                    "leader silence changed; clients get TRYAGAIN while it lasts"
+                );
+            }
             if before.is_none_or(|b| b.role != role || b.term != term || b.leader != leader) {
                 tracing::info!(
                     node = self.cfg.me.0,
@@ -870,10 +900,28 @@ impl Driver {
                     commit,
                     applied,
                     keys: g.sm.len() as u64,
+                    leader_silent,
                 },
             );
         }
     }
+}
+
+/// What routing a group's clients depends on, as published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Routing {
+    role: (Role, Term, Option<NodeId>),
+    leader_silent: bool,
+}
+
+/// Whether `g` follows a leader (another node) that it has not heard from for more than
+/// [`LEADER_SILENT_HEARTBEATS`] heartbeat intervals, as of driver tick `ticks`.
+fn leader_silent(g: &Group, me: NodeId, ticks: u64, heartbeat_ticks: u32) -> bool {
+    let (role, _, leader) = g.raw.role();
+    let silence_ticks_max = LEADER_SILENT_HEARTBEATS * u64::from(heartbeat_ticks.max(1));
+    role != Role::Leader
+        && leader.is_some_and(|l| l != me)
+        && ticks.saturating_sub(g.leader_heard_tick) > silence_ticks_max
 }
 
 /// Applies a Ready's snapshot and committed entries to the state machine and answers the writes
@@ -967,13 +1015,8 @@ fn serve_confirmed_reads(g: &mut Group) {
     }
 }
 
-fn serve_read(sm: &StateMachine, query: &ReadQuery) -> OpReply {
-    match query {
-        ReadQuery::Get(keys) => OpReply::Values(keys.iter().map(|k| sm.get(k).cloned()).collect()),
-        ReadQuery::Exists(keys) => {
-            OpReply::Count(keys.iter().filter(|k| sm.exists(k)).count() as i64)
-        }
-    }
+fn serve_read(sm: &StateMachine, query: &Query) -> OpReply {
+    OpReply::Read(sm.read(query))
 }
 
 /// Answers the waiters whose deadline passed: writes become "unknown" (they may still commit),

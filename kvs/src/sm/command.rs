@@ -3,9 +3,13 @@
 //!
 //! Encoding (version 1): `[version = 1][tag]` then per tag —
 //! `1 SET: [cond][old?][key][value]` with cond 0 Always, 1 NX, 2 XX, 3 IFEQ (then `old`);
-//! `2 DEL: [count u32][key]*`; `3 INCR: [key]`; `4 MSET: [count u32]([key][value])*`.
-//! Byte strings are `u32` big-endian length + bytes. Decoding rejects unknown versions and tags,
-//! truncation, trailing bytes and empty key lists, and never panics.
+//! `2 DEL: [count u32][key]*`; `3 INCR: [key]`; `4 MSET: [count u32]([key][value])*`;
+//! `5 SADD: [key][count u32][member]*`; `6 SREM: [key][count u32][member]*`;
+//! `7 INCRBY: [key][delta i64]` (DECR and DECRBY are INCRBY with the delta negated).
+//! Tags only ever get added: an old tag keeps its meaning, so every log written before stays
+//! readable. Byte strings are `u32` big-endian length + bytes, integers big-endian. Decoding
+//! rejects unknown versions and tags, truncation, trailing bytes and empty key or member lists,
+//! and never panics.
 
 use super::wire::{put_bytes, DecodeError, Reader};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -17,6 +21,9 @@ const TAG_SET: u8 = 1;
 const TAG_DEL: u8 = 2;
 const TAG_INCR: u8 = 3;
 const TAG_MSET: u8 = 4;
+const TAG_SADD: u8 = 5;
+const TAG_SREM: u8 = 6;
+const TAG_INCRBY: u8 = 7;
 
 /// When a `SET` takes effect.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +65,27 @@ pub enum Command {
     MSet {
         /// The pairs (at least one).
         pairs: Vec<(Bytes, Bytes)>,
+    },
+    /// Add `delta` to an integer value (absent = 0): INCRBY, and DECR/DECRBY negated.
+    IncrBy {
+        /// The key.
+        key: Bytes,
+        /// What to add (negative to subtract).
+        delta: i64,
+    },
+    /// Add members to a set (created when absent).
+    SAdd {
+        /// The set's key.
+        key: Bytes,
+        /// The members (at least one), repeats allowed.
+        members: Vec<Bytes>,
+    },
+    /// Remove members from a set (removed itself when left empty).
+    SRem {
+        /// The set's key.
+        key: Bytes,
+        /// The members (at least one), repeats allowed.
+        members: Vec<Bytes>,
     },
 }
 
@@ -109,6 +137,23 @@ impl Command {
                     put_bytes(&mut out, value);
                 }
             }
+            Command::IncrBy { key, delta } => {
+                out.put_u8(TAG_INCRBY);
+                put_bytes(&mut out, key);
+                out.put_i64(*delta);
+            }
+            Command::SAdd { key, members } | Command::SRem { key, members } => {
+                out.put_u8(if matches!(self, Command::SAdd { .. }) {
+                    TAG_SADD
+                } else {
+                    TAG_SREM
+                });
+                put_bytes(&mut out, key);
+                out.put_u32(u32::try_from(members.len()).expect("under 2^32 members"));
+                for member in members {
+                    put_bytes(&mut out, member);
+                }
+            }
         }
         out.freeze()
     }
@@ -129,6 +174,10 @@ impl Command {
             Command::Del { keys } => keys.iter().map(|k| k.len() + 4).sum(),
             Command::Incr { key } => key.len() + 4,
             Command::MSet { pairs } => pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum(),
+            Command::IncrBy { key, .. } => key.len() + 12,
+            Command::SAdd { key, members } | Command::SRem { key, members } => {
+                key.len() + 8 + members.iter().map(|m| m.len() + 4).sum::<usize>()
+            }
         }
     }
 
@@ -189,6 +238,27 @@ impl Command {
                     pairs.push((key, value));
                 }
                 Command::MSet { pairs }
+            }
+            TAG_INCRBY => {
+                let key = r.bytes()?;
+                let delta = r.i64()?;
+                Command::IncrBy { key, delta }
+            }
+            tag @ (TAG_SADD | TAG_SREM) => {
+                let key = r.bytes()?;
+                let count = r.count(4)?;
+                if count == 0 {
+                    return Err(DecodeError::Invalid("SADD or SREM without members"));
+                }
+                let mut members = Vec::with_capacity(count);
+                for _ in 0..count {
+                    members.push(r.bytes()?);
+                }
+                if tag == TAG_SADD {
+                    Command::SAdd { key, members }
+                } else {
+                    Command::SRem { key, members }
+                }
             }
             tag => {
                 return Err(DecodeError::Tag {

@@ -22,7 +22,7 @@ pub enum DecodeError {
     /// An unknown format version.
     #[error("unsupported version {0}")]
     Version(u8),
-    /// An unknown tag (command or condition kind).
+    /// An unknown tag (command, set condition or value type).
     #[error("unknown {what} tag {tag}")]
     Tag {
         /// What the tag names.
@@ -41,8 +41,8 @@ pub enum DecodeError {
         /// The CRC32C of the body read.
         computed: u32,
     },
-    /// The value is well-formed bytes but breaks a rule (e.g. snapshot keys out of order, a
-    /// command with no keys).
+    /// The value is well-formed bytes but breaks a rule (e.g. snapshot keys out of order, an
+    /// empty set, a command with no keys).
     #[error("invalid: {0}")]
     Invalid(&'static str),
 }
@@ -99,6 +99,13 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_be_bytes(a))
+    }
+
+    pub(crate) fn i64(&mut self) -> Result<i64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_be_bytes(a))
     }
 
     /// A length-prefixed byte string, copied out.

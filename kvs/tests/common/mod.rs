@@ -77,6 +77,21 @@ pub async fn start_with(
     extra_args: &[&str],
     io_threads: Option<usize>,
 ) -> TestCluster {
+    start_tuned(nodes, shards, snapshot_log_entries_max, |options| {
+        options.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        options.io_threads = io_threads;
+    })
+    .await
+}
+
+/// As [`start`], with the test's defaults then `tune` applied to the options (e.g. a longer
+/// election timeout).
+pub async fn start_tuned(
+    nodes: usize,
+    shards: usize,
+    snapshot_log_entries_max: u64,
+    tune: impl FnOnce(&mut LocalClusterOptions),
+) -> TestCluster {
     let dir = tempfile::Builder::new()
         .prefix("kvs-it-")
         .tempdir()
@@ -90,8 +105,7 @@ pub async fn start_with(
     options.election_ticks = ELECTION_TICKS;
     options.heartbeat_ticks = 2;
     options.snapshot_log_entries_max = snapshot_log_entries_max;
-    options.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
-    options.io_threads = io_threads;
+    tune(&mut options);
     let mut cluster = LocalCluster::start(options).expect("cluster starts");
     cluster
         .wait_ready(Duration::from_secs(20))

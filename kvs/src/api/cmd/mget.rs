@@ -1,8 +1,8 @@
-//! `MGET key [key ...]`: answers an array with each key's value or a null bulk string; all keys must be in one slot.
+//! `MGET key [key ...]`: answers an array with each key's value, or a null bulk string for a key
+//! that is absent or holds a set (as Redis does); all keys must be in one slot. The state
+//! machine answers it ([`crate::sm::Query`]).
 
 use super::{args_of, Args, CmdError, Request};
-use crate::api::Frame;
-use crate::sm::StateMachine;
 use bytes::Bytes;
 
 pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
@@ -14,10 +14,4 @@ pub(super) fn parse(args: &mut Args) -> Result<Request, CmdError> {
 
 pub(super) fn to_args(keys: &[Bytes]) -> Vec<Bytes> {
     args_of("MGET", keys)
-}
-
-/// The reply from a shard's state: an array of each key's value or a null bulk string.
-#[must_use]
-pub fn reply(sm: &StateMachine, keys: &[Bytes]) -> Frame {
-    Frame::Array(keys.iter().map(|k| super::get::reply(sm, k)).collect())
 }

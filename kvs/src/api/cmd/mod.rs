@@ -1,27 +1,41 @@
 //! Client commands: turning a request [`Frame`] into a typed [`Request`], and back.
 //!
+//! The commands: PING, ECHO, QUIT, INFO, DBSIZE, CLUSTER (answered by the node itself); the
+//! string commands GET, MGET, EXISTS (reads), SET [NX|XX|IFEQ], DEL, INCR, INCRBY, DECR, DECRBY,
+//! MSET (writes); the set commands SMEMBERS, SISMEMBER, SCARD (reads), SADD, SREM (writes).
+//!
 //! One file per command holds its parsing rules (and, for the client side, its encoding). The
 //! texts of [`CmdError`] are Redis's, so that Redis clients and people recognise them. This
-//! module is pure: it validates and routes, it never executes (writes are executed by the state
-//! machine, [`crate::sm`], after Raft commits them).
+//! module is pure: it validates and routes, it never executes. Writes become a state machine
+//! [`Command`] executed after Raft commits it, reads a [`Query`] answered once ReadIndex
+//! confirms the state is current; both answer an [`Outcome`] ([`crate::sm`] holds the rules,
+//! WRONGTYPE included).
 
 pub mod cluster;
 pub mod dbsize;
+pub mod decr;
+pub mod decrby;
 pub mod del;
 pub mod echo;
 pub mod exists;
 pub mod get;
 pub mod incr;
+pub mod incrby;
 pub mod info;
 pub mod mget;
 pub mod mset;
 pub mod ping;
 pub mod quit;
+pub mod sadd;
+pub mod scard;
 pub mod set;
+pub mod sismember;
+pub mod smembers;
+pub mod srem;
 
 use crate::api::Frame;
 use crate::shard::{key_slot, Slot};
-use crate::sm::{Command, Outcome, StateMachine};
+use crate::sm::{Command, Outcome, Query, StateMachine};
 use bytes::Bytes;
 
 pub use crate::sm::SetCondition;
@@ -48,10 +62,52 @@ pub enum Request {
     Exists(Vec<Bytes>),
     /// `INCR key`.
     Incr(Bytes),
+    /// `INCRBY key increment`.
+    IncrBy {
+        /// The key.
+        key: Bytes,
+        /// The increment.
+        delta: i64,
+    },
+    /// `DECR key`.
+    Decr(Bytes),
+    /// `DECRBY key decrement`.
+    DecrBy {
+        /// The key.
+        key: Bytes,
+        /// The decrement (never `i64::MIN`, so that it can be negated).
+        // Invariant: delta != i64::MIN (checked by the parser).
+        delta: i64,
+    },
     /// `MGET key [key ...]` (all keys in one slot).
     MGet(Vec<Bytes>),
     /// `MSET key value [key value ...]` (all keys in one slot).
     MSet(Vec<(Bytes, Bytes)>),
+    /// `SADD key member [member ...]`: members added.
+    SAdd {
+        /// The set's key.
+        key: Bytes,
+        /// The members (at least one).
+        members: Vec<Bytes>,
+    },
+    /// `SREM key member [member ...]`: members removed.
+    SRem {
+        /// The set's key.
+        key: Bytes,
+        /// The members (at least one).
+        members: Vec<Bytes>,
+    },
+    /// `SMEMBERS key`: the members, sorted.
+    SMembers(Bytes),
+    /// `SISMEMBER key member`: 0 or 1.
+    SIsMember {
+        /// The set's key.
+        key: Bytes,
+        /// The member looked for.
+        member: Bytes,
+    },
+    /// `SCARD key`: the number of members.
+    SCard(Bytes),
     /// `DBSIZE`: keys held by the shards this node leads.
     DbSize,
     /// `INFO [section]`; the section is lower-cased.
@@ -95,6 +151,12 @@ pub enum CmdError {
     /// Bad or conflicting options (`SET k v NX XX`, unsupported `EX`).
     #[error("ERR syntax error")]
     Syntax,
+    /// An argument that must be a signed 64-bit decimal is not one (INCRBY's increment).
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// `DECRBY key -9223372036854775808`: the decrement cannot be negated (Redis's text).
+    #[error("ERR decrement would overflow")]
+    DecrementOverflow,
     /// A multi-key request whose keys do not all hash to one slot.
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]
     CrossSlot,
@@ -189,6 +251,22 @@ impl Request {
             exists::parse(&mut args)
         } else if is("incr") {
             incr::parse(&mut args)
+        } else if is("incrby") {
+            incrby::parse(&mut args)
+        } else if is("decr") {
+            decr::parse(&mut args)
+        } else if is("decrby") {
+            decrby::parse(&mut args)
+        } else if is("sadd") {
+            sadd::parse(&mut args)
+        } else if is("srem") {
+            srem::parse(&mut args)
+        } else if is("smembers") {
+            smembers::parse(&mut args)
+        } else if is("sismember") {
+            sismember::parse(&mut args)
+        } else if is("scard") {
+            scard::parse(&mut args)
         } else if is("mget") {
             mget::parse(&mut args)
         } else if is("mset") {
@@ -218,8 +296,16 @@ impl Request {
             Request::Del(keys) => del::to_args(keys),
             Request::Exists(keys) => exists::to_args(keys),
             Request::Incr(key) => incr::to_args(key),
+            Request::IncrBy { key, delta } => incrby::to_args(key, *delta),
+            Request::Decr(key) => decr::to_args(key),
+            Request::DecrBy { key, delta } => decrby::to_args(key, *delta),
             Request::MGet(keys) => mget::to_args(keys),
             Request::MSet(pairs) => mset::to_args(pairs),
+            Request::SAdd { key, members } => sadd::to_args(key, members),
+            Request::SRem { key, members } => srem::to_args(key, members),
+            Request::SMembers(key) => smembers::to_args(key),
+            Request::SIsMember { key, member } => sismember::to_args(key, member),
+            Request::SCard(key) => scard::to_args(key),
             Request::DbSize => dbsize::to_args(),
             Request::Info(section) => info::to_args(section.as_deref()),
             Request::Cluster(sub) => cluster::to_args(sub),
@@ -239,8 +325,16 @@ impl Request {
             Request::Del(_) => "del",
             Request::Exists(_) => "exists",
             Request::Incr(_) => "incr",
+            Request::IncrBy { .. } => "incrby",
+            Request::Decr(_) => "decr",
+            Request::DecrBy { .. } => "decrby",
             Request::MGet(_) => "mget",
             Request::MSet(_) => "mset",
+            Request::SAdd { .. } => "sadd",
+            Request::SRem { .. } => "srem",
+            Request::SMembers(_) => "smembers",
+            Request::SIsMember { .. } => "sismember",
+            Request::SCard(_) => "scard",
             Request::DbSize => "dbsize",
             Request::Info(_) => "info",
             Request::Cluster(_) => "cluster",
@@ -253,7 +347,16 @@ impl Request {
     #[must_use]
     pub fn keys(&self) -> Keys<'_> {
         match self {
-            Request::Get(key) | Request::Incr(key) => Keys::One(Some(key)),
+            Request::Get(key)
+            | Request::Incr(key)
+            | Request::Decr(key)
+            | Request::SMembers(key)
+            | Request::SCard(key)
+            | Request::IncrBy { key, .. }
+            | Request::DecrBy { key, .. }
+            | Request::SAdd { key, .. }
+            | Request::SRem { key, .. }
+            | Request::SIsMember { key, .. } => Keys::One(Some(key)),
             Request::Set(args) => Keys::One(Some(&args.key)),
             Request::Del(keys) | Request::Exists(keys) | Request::MGet(keys) => {
                 Keys::Many(keys.iter())
@@ -287,12 +390,20 @@ impl Request {
     }
 
     /// Whether the request changes data, so must go through the Raft log (SET, DEL, INCR,
-    /// MSET). Reads go through ReadIndex instead.
+    /// INCRBY, DECR, DECRBY, MSET, SADD, SREM). Reads go through ReadIndex instead.
     #[must_use]
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            Request::Set(_) | Request::Del(_) | Request::Incr(_) | Request::MSet(_)
+            Request::Set(_)
+                | Request::Del(_)
+                | Request::Incr(_)
+                | Request::IncrBy { .. }
+                | Request::Decr(_)
+                | Request::DecrBy { .. }
+                | Request::MSet(_)
+                | Request::SAdd { .. }
+                | Request::SRem { .. }
         )
     }
 
@@ -307,32 +418,72 @@ impl Request {
             }),
             Request::Del(keys) => Some(Command::Del { keys: keys.clone() }),
             Request::Incr(key) => Some(Command::Incr { key: key.clone() }),
+            Request::IncrBy { key, delta } => Some(Command::IncrBy {
+                key: key.clone(),
+                delta: *delta,
+            }),
+            Request::Decr(key) => Some(Command::IncrBy {
+                key: key.clone(),
+                delta: -1,
+            }),
+            Request::DecrBy { key, delta } => Some(Command::IncrBy {
+                key: key.clone(),
+                delta: delta
+                    .checked_neg()
+                    .expect("the parser refuses a decrement of i64::MIN"),
+            }),
             Request::MSet(pairs) => Some(Command::MSet {
                 pairs: pairs.clone(),
+            }),
+            Request::SAdd { key, members } => Some(Command::SAdd {
+                key: key.clone(),
+                members: members.clone(),
+            }),
+            Request::SRem { key, members } => Some(Command::SRem {
+                key: key.clone(),
+                members: members.clone(),
             }),
             _ => None,
         }
     }
 
-    /// The reply to a single-shard read (GET, EXISTS, MGET) from that shard's state, once the
-    /// node knows the state is current (ReadIndex); `None` for any other request.
+    /// The state-machine query a read request asks (GET, MGET, EXISTS, SMEMBERS, SISMEMBER,
+    /// SCARD); `None` for anything else.
     #[must_use]
-    pub fn read_reply(&self, sm: &StateMachine) -> Option<Frame> {
+    pub fn to_query(&self) -> Option<Query> {
         match self {
-            Request::Get(key) => Some(get::reply(sm, key)),
-            Request::Exists(keys) => Some(exists::reply(sm, keys)),
-            Request::MGet(keys) => Some(mget::reply(sm, keys)),
+            Request::Get(key) => Some(Query::Get(key.clone())),
+            Request::MGet(keys) => Some(Query::MGet(keys.clone())),
+            Request::Exists(keys) => Some(Query::Exists(keys.clone())),
+            Request::SMembers(key) => Some(Query::SMembers(key.clone())),
+            Request::SIsMember { key, member } => Some(Query::SIsMember {
+                key: key.clone(),
+                member: member.clone(),
+            }),
+            Request::SCard(key) => Some(Query::SCard(key.clone())),
             _ => None,
         }
     }
 
-    /// Whether the request reads a shard's data (GET, EXISTS, MGET), so must be routed to the
-    /// shard's leader and confirmed with ReadIndex.
+    /// The reply to a single-shard read from that shard's state, once the node knows the state
+    /// is current (ReadIndex); `None` for a request that is not a read.
+    #[must_use]
+    pub fn read_reply(&self, sm: &StateMachine) -> Option<Frame> {
+        self.to_query().map(|q| Frame::from(sm.read(&q)))
+    }
+
+    /// Whether the request reads a shard's data (GET, EXISTS, MGET, SMEMBERS, SISMEMBER,
+    /// SCARD), so must be routed to the shard's leader and confirmed with ReadIndex.
     #[must_use]
     pub fn is_read(&self) -> bool {
         matches!(
             self,
-            Request::Get(_) | Request::Exists(_) | Request::MGet(_)
+            Request::Get(_)
+                | Request::MGet(_)
+                | Request::Exists(_)
+                | Request::SMembers(_)
+                | Request::SIsMember { .. }
+                | Request::SCard(_)
         )
     }
 
@@ -341,7 +492,7 @@ impl Request {
     /// # Errors
     ///
     /// [`CmdError::ValueTooLarge`] for the first value over the limit (the `IFEQ` comparison
-    /// value counts as a value).
+    /// value counts as a value, and so does every member SADD stores).
     pub fn check_value_bytes(&self, value_bytes_max: usize) -> Result<(), CmdError> {
         let check = |v: &Bytes| {
             if v.len() > value_bytes_max {
@@ -362,6 +513,7 @@ impl Request {
                 Ok(())
             }
             Request::MSet(pairs) => pairs.iter().try_for_each(|(_, v)| check(v)),
+            Request::SAdd { members, .. } => members.iter().try_for_each(check),
             _ => Ok(()),
         }
     }
@@ -410,13 +562,20 @@ fn unknown_command(name: &[u8], args: Vec<Bytes>) -> CmdError {
 }
 
 impl From<Outcome> for Frame {
-    /// The reply a client gets for a write's outcome: `+OK`, a nil bulk string, an integer or an
-    /// error.
+    /// The reply a client gets for a write's or a read's outcome: `+OK`, a nil bulk string, an
+    /// integer, a bulk string, an array of bulk strings and nils, or an error.
     fn from(outcome: Outcome) -> Frame {
         match outcome {
             Outcome::Ok => Frame::Simple("OK".into()),
             Outcome::Nil => Frame::Null,
             Outcome::Integer(n) => Frame::Integer(n),
+            Outcome::Bulk(b) => Frame::Bulk(b),
+            Outcome::Array(items) => Frame::Array(
+                items
+                    .into_iter()
+                    .map(|v| v.map_or(Frame::Null, Frame::Bulk))
+                    .collect(),
+            ),
             Outcome::Error(e) => Frame::Error(e),
         }
     }

@@ -56,6 +56,44 @@ fn parses_every_command_case_insensitively() {
         (&["DEL", "a", "b"], Request::Del(vec![b("a"), b("b")])),
         (&["exists", "a"], Request::Exists(vec![b("a")])),
         (&["INCR", "n"], Request::Incr(b("n"))),
+        (
+            &["incrBY", "n", "-5"],
+            Request::IncrBy {
+                key: b("n"),
+                delta: -5,
+            },
+        ),
+        (&["DECR", "n"], Request::Decr(b("n"))),
+        (
+            &["decrby", "n", "9223372036854775807"],
+            Request::DecrBy {
+                key: b("n"),
+                delta: i64::MAX,
+            },
+        ),
+        (
+            &["SADD", "s", "a", "b", "a"],
+            Request::SAdd {
+                key: b("s"),
+                members: vec![b("a"), b("b"), b("a")],
+            },
+        ),
+        (
+            &["srem", "s", "a"],
+            Request::SRem {
+                key: b("s"),
+                members: vec![b("a")],
+            },
+        ),
+        (&["SMembers", "s"], Request::SMembers(b("s"))),
+        (
+            &["sismember", "s", "a"],
+            Request::SIsMember {
+                key: b("s"),
+                member: b("a"),
+            },
+        ),
+        (&["SCARD", "s"], Request::SCard(b("s"))),
         (&["MGET", "a", "b"], Request::MGet(vec![b("a"), b("b")])),
         (
             &["MSET", "a", "1", "b", "2"],
@@ -98,6 +136,16 @@ fn client_encoding_is_exact() {
     assert_eq!(
         &req.to_frame().to_bytes()[..],
         b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$4\r\nIFEQ\r\n$1\r\no\r\n"
+    );
+    let req = parse(&["sadd", "s", "a", "b"]).unwrap();
+    assert_eq!(
+        &req.to_frame().to_bytes()[..],
+        b"*4\r\n$4\r\nSADD\r\n$1\r\ns\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    let req = parse(&["decrby", "n", "-12"]).unwrap();
+    assert_eq!(
+        &req.to_frame().to_bytes()[..],
+        b"*3\r\n$6\r\nDECRBY\r\n$1\r\nn\r\n$3\r\n-12\r\n"
     );
 }
 
@@ -146,6 +194,62 @@ fn error_texts_are_redis_like() {
     assert_eq!(
         err(&["mget"]),
         "ERR wrong number of arguments for 'mget' command"
+    );
+    for (args, name) in [
+        (&["incrby", "n"][..], "incrby"),
+        (&["incrby", "n", "1", "2"], "incrby"),
+        (&["decr"], "decr"),
+        (&["decr", "a", "b"], "decr"),
+        (&["decrby", "n"], "decrby"),
+        (&["decrby", "n", "1", "2"], "decrby"),
+        (&["sadd"], "sadd"),
+        (&["sadd", "s"], "sadd"),
+        (&["srem", "s"], "srem"),
+        (&["smembers"], "smembers"),
+        (&["smembers", "a", "b"], "smembers"),
+        (&["sismember", "s"], "sismember"),
+        (&["sismember", "s", "a", "b"], "sismember"),
+        (&["scard"], "scard"),
+        (&["scard", "a", "b"], "scard"),
+    ] {
+        assert_eq!(
+            err(args),
+            format!("ERR wrong number of arguments for '{name}' command"),
+            "{args:?}"
+        );
+    }
+    // Increments are checked before any key is looked at, with Redis's texts.
+    for bad in [
+        "x",
+        "1.5",
+        "",
+        " 1",
+        "+1",
+        "01",
+        "-0",
+        "9223372036854775808",
+    ] {
+        assert_eq!(
+            err(&["incrby", "n", bad]),
+            "ERR value is not an integer or out of range",
+            "{bad:?}"
+        );
+        assert_eq!(
+            err(&["decrby", "n", bad]),
+            "ERR value is not an integer or out of range",
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        err(&["decrby", "n", "-9223372036854775808"]),
+        "ERR decrement would overflow"
+    );
+    assert_eq!(
+        parse(&["incrby", "n", "-9223372036854775808"]),
+        Ok(Request::IncrBy {
+            key: b("n"),
+            delta: i64::MIN
+        })
     );
     assert_eq!(
         err(&["mset", "a"]),
@@ -246,20 +350,62 @@ fn keys_slot_and_write_classification() {
             .count(),
         0
     );
-    for (args, write) in [
-        (&["SET", "k", "v"][..], true),
-        (&["DEL", "k"], true),
-        (&["INCR", "k"], true),
-        (&["MSET", "k", "v"], true),
-        (&["GET", "k"], false),
-        (&["MGET", "k"], false),
-        (&["EXISTS", "k"], false),
-        (&["PING"], false),
+    for (args, write, read) in [
+        (&["SET", "k", "v"][..], true, false),
+        (&["DEL", "k"], true, false),
+        (&["INCR", "k"], true, false),
+        (&["INCRBY", "k", "2"], true, false),
+        (&["DECR", "k"], true, false),
+        (&["DECRBY", "k", "2"], true, false),
+        (&["MSET", "k", "v"], true, false),
+        (&["SADD", "k", "m"], true, false),
+        (&["SREM", "k", "m"], true, false),
+        (&["GET", "k"], false, true),
+        (&["MGET", "k"], false, true),
+        (&["EXISTS", "k"], false, true),
+        (&["SMEMBERS", "k"], false, true),
+        (&["SISMEMBER", "k", "m"], false, true),
+        (&["SCARD", "k"], false, true),
+        (&["PING"], false, false),
+        (&["INFO"], false, false),
     ] {
         let req = parse(args).unwrap();
         assert_eq!(req.is_write(), write, "{args:?}");
         assert_eq!(req.to_command().is_some(), write, "{args:?}");
+        assert_eq!(req.is_read(), read, "{args:?}");
+        assert_eq!(req.to_query().is_some(), read, "{args:?}");
+        if write || read {
+            // Every keyed command routes by its key.
+            assert_eq!(req.slot(), Ok(Some(key_slot(b"k"))), "{args:?}");
+        }
     }
+    // DECR and DECRBY are logged as INCRBY of the negated amount.
+    for (args, delta) in [
+        (&["INCRBY", "k", "7"][..], 7),
+        (&["DECR", "k"], -1),
+        (&["DECRBY", "k", "7"], -7),
+        (&["DECRBY", "k", "-9223372036854775807"], i64::MAX),
+    ] {
+        assert_eq!(
+            parse(args).unwrap().to_command(),
+            Some(Command::IncrBy { key: b("k"), delta }),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        parse(&["SADD", "s", "a", "b"]).unwrap().to_command(),
+        Some(Command::SAdd {
+            key: b("s"),
+            members: vec![b("a"), b("b")]
+        })
+    );
+    assert_eq!(
+        parse(&["SREM", "s", "a"]).unwrap().to_command(),
+        Some(Command::SRem {
+            key: b("s"),
+            members: vec![b("a")]
+        })
+    );
     assert_eq!(
         parse(&["SET", "k", "v", "NX"]).unwrap().to_command(),
         Some(Command::Set {
@@ -277,6 +423,24 @@ fn value_limit_and_outcome_replies() {
     assert_eq!(
         req.check_value_bytes(5),
         Err(CmdError::ValueTooLarge { len: 6, max: 5 })
+    );
+    let req = parse(&["SADD", "s", "12", "123456", "1"]).unwrap();
+    assert_eq!(req.check_value_bytes(6), Ok(()));
+    assert_eq!(
+        req.check_value_bytes(5),
+        Err(CmdError::ValueTooLarge { len: 6, max: 5 })
+    );
+    assert_eq!(
+        Frame::from(Outcome::Bulk(b("v"))).to_bytes(),
+        &b"$1\r\nv\r\n"[..]
+    );
+    assert_eq!(
+        Frame::from(Outcome::Array(vec![Some(b("a")), None])).to_bytes(),
+        &b"*2\r\n$1\r\na\r\n$-1\r\n"[..]
+    );
+    assert_eq!(
+        Frame::from(Outcome::Array(vec![])).to_bytes(),
+        &b"*0\r\n"[..]
     );
     assert_eq!(
         CmdError::ValueTooLarge { len: 6, max: 5 }.to_string(),
@@ -498,6 +662,35 @@ fn read_replies_from_a_state_machine() {
         ]))
     );
     assert_eq!(reply(&["SET", "a", "x"]), None);
+    sm.apply(
+        LogIndex(2),
+        &Command::SAdd {
+            key: b("s"),
+            members: vec![b("y"), b("x")],
+        },
+    );
+    let reply = |args: &[&str]| parse(args).unwrap().read_reply(&sm);
+    let wrong = Some(Frame::Error(
+        "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
+    ));
+    assert_eq!(
+        reply(&["SMEMBERS", "s"]),
+        Some(Frame::Array(vec![Frame::bulk("x"), Frame::bulk("y")]))
+    );
+    assert_eq!(reply(&["SMEMBERS", "none"]), Some(Frame::Array(vec![])));
+    assert_eq!(reply(&["SISMEMBER", "s", "x"]), Some(Frame::Integer(1)));
+    assert_eq!(reply(&["SISMEMBER", "s", "z"]), Some(Frame::Integer(0)));
+    assert_eq!(reply(&["SCARD", "s"]), Some(Frame::Integer(2)));
+    assert_eq!(reply(&["SCARD", "none"]), Some(Frame::Integer(0)));
+    assert_eq!(reply(&["GET", "s"]), wrong);
+    assert_eq!(reply(&["SMEMBERS", "a"]), wrong);
+    assert_eq!(reply(&["SISMEMBER", "a", "1"]), wrong);
+    assert_eq!(reply(&["SCARD", "a"]), wrong);
+    assert_eq!(
+        reply(&["MGET", "s", "a"]),
+        Some(Frame::Array(vec![Frame::Null, Frame::bulk("1")]))
+    );
+    assert_eq!(reply(&["EXISTS", "s", "a"]), Some(Frame::Integer(2)));
     assert!(parse(&["MGET", "a"]).unwrap().is_read());
     assert!(!parse(&["SET", "a", "x"]).unwrap().is_read());
     assert_eq!(ping::reply(None).to_bytes(), &b"+PONG\r\n"[..]);
