@@ -246,7 +246,15 @@ fn next_register_op(
             value: value.clone(),
         }
     } else {
-        let expected = s.recent[s.rng.index(s.recent.len())].clone();
+        // Mostly the newest value (the likeliest to be current, so the swap often happens),
+        // sometimes an older one (a swap that must fail).
+        let newest = s.recent.len() - 1;
+        let pick = if s.rng.chance(0.7) {
+            newest
+        } else {
+            s.rng.index(s.recent.len())
+        };
+        let expected = s.recent[pick].clone();
         Op::Cas {
             key,
             expected,

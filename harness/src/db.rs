@@ -1,0 +1,406 @@
+//! The system under test behind a seam (Jepsen's `db`): start, kill, restart, pause and resume a
+//! node; its client endpoints; who leads each shard now; a key on each shard to probe with; its
+//! logs. [`KvsDb`] is the first implementation: a cluster of real `kvs serve` processes (through
+//! [`kvs::local::LocalCluster`], the one orchestrator of kvs processes) wired through the
+//! harness's proxies.
+
+use crate::nemesis::NodeId;
+use crate::network::{Network, NodeAddrs};
+use anyhow::Context as _;
+use kvs::client::{ClientOptions, ClusterClient};
+use kvs::config::ClusterConfig;
+use kvs::local::{LocalCluster, LocalClusterOptions};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A boxed future, for the seam's asynchronous questions.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One node's claim to lead a shard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Claim {
+    /// The shard.
+    pub shard: u32,
+    /// The node that says it leads it.
+    pub node: NodeId,
+    /// In which term.
+    pub term: u64,
+}
+
+/// Who leads what, as the nodes said at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LeaderSample {
+    /// Every node's claims to lead a shard. Two nodes may both claim a shard (a deposed leader
+    /// that has not heard of the new term yet); the higher term is the real leader.
+    pub claims: Vec<Claim>,
+    /// Nodes that did not answer.
+    pub unreachable: Vec<NodeId>,
+}
+
+impl LeaderSample {
+    /// The leader of each shard that has one: the claim with the highest term.
+    #[must_use]
+    pub fn leaders(&self) -> std::collections::BTreeMap<u32, Claim> {
+        let mut out: std::collections::BTreeMap<u32, Claim> = std::collections::BTreeMap::new();
+        for c in &self.claims {
+            if out.get(&c.shard).is_none_or(|best| c.term > best.term) {
+                out.insert(c.shard, c.clone());
+            }
+        }
+        out
+    }
+
+    /// The nodes that lead at least one shard.
+    #[must_use]
+    pub fn leader_nodes(&self) -> Vec<NodeId> {
+        let nodes: BTreeSet<NodeId> = self.leaders().values().map(|c| c.node).collect();
+        nodes.into_iter().collect()
+    }
+}
+
+/// The system under test.
+pub trait Db: Send + Sync {
+    /// Every node, by id.
+    fn nodes(&self) -> Vec<NodeId>;
+    /// Where clients reach each node.
+    fn client_endpoints(&self) -> Vec<(NodeId, SocketAddr)>;
+    /// SIGKILLs `node`; its pid, or `None` if it was not running.
+    ///
+    /// # Errors
+    /// The node is unknown.
+    fn kill(&self, node: NodeId) -> anyhow::Result<Option<u32>>;
+    /// Starts `node` again on its data; its new pid.
+    ///
+    /// # Errors
+    /// The process could not be started.
+    fn start(&self, node: NodeId) -> anyhow::Result<u32>;
+    /// SIGSTOPs `node`; its pid, or `None` if it is not running.
+    fn pause(&self, node: NodeId) -> Option<u32>;
+    /// SIGCONTs `node`; its pid, or `None` if it is not running.
+    fn resume(&self, node: NodeId) -> Option<u32>;
+    /// Whether `node`'s process runs (paused counts as running).
+    fn is_running(&self, node: NodeId) -> bool;
+    /// Whether `node` is paused.
+    fn is_paused(&self, node: NodeId) -> bool;
+    /// Asks every node which shards it leads.
+    fn leaders(&self) -> BoxFuture<'_, LeaderSample>;
+    /// One key on each shard: when every one of them can be read, every shard serves.
+    fn probe_keys(&self) -> Vec<String>;
+    /// Each node's log file.
+    fn log_paths(&self) -> Vec<(NodeId, PathBuf)>;
+    /// Nodes found to have exited by themselves (not killed by the harness) since the last
+    /// call, with their exit status: on a clean store, every one is a bug.
+    fn exited(&self) -> Vec<(NodeId, String)>;
+    /// Stops every node (resuming paused ones first) and closes the network.
+    fn teardown(&self);
+}
+
+/// How to start a kvs cluster for a run.
+#[derive(Clone, Debug)]
+pub struct KvsOptions {
+    /// The `kvs` binary.
+    pub bin: PathBuf,
+    /// The run folder: configuration, logs and data go here.
+    pub dir: PathBuf,
+    /// Nodes.
+    pub node_count: usize,
+    /// Shards.
+    pub shard_count: usize,
+    /// Replicas per shard.
+    pub replica_count: usize,
+    /// Log entries after which a group snapshots.
+    pub snapshot_log_entries_max: u64,
+    /// Extra arguments for every `kvs serve`.
+    pub extra_args: Vec<String>,
+    /// Seed for the proxies' random choices.
+    pub seed: u64,
+}
+
+/// A kvs cluster behind the harness's proxies.
+pub struct KvsDb {
+    cluster: Mutex<LocalCluster>,
+    network: Arc<Network>,
+    config: ClusterConfig,
+    paused: Mutex<BTreeSet<NodeId>>,
+    /// Exits found and not reported yet.
+    exits: Mutex<Vec<(NodeId, String)>>,
+    /// Talks to the nodes directly (not through proxies) for leader samples.
+    observer: ClusterClient,
+}
+
+impl KvsDb {
+    /// Lays the cluster out on free ports, starts the proxies, points every node's peer routes
+    /// and advertised client address at them, starts the nodes and waits until every shard has
+    /// a leader (at most `ready_timeout`).
+    ///
+    /// # Errors
+    /// Ports, proxies or processes could not be set up, or the cluster did not become ready.
+    pub async fn start(options: KvsOptions, ready_timeout: Duration) -> anyhow::Result<KvsDb> {
+        let mut local = LocalClusterOptions::new(options.bin.clone(), options.dir.clone());
+        let defaults = ClusterConfig::local(1, 1, 1, 7000, PathBuf::from("."))?;
+        local.node_count = options.node_count;
+        local.shard_count = options.shard_count;
+        local.replica_count = options.replica_count;
+        local.tick_ms = defaults.tick_ms;
+        local.heartbeat_ticks = defaults.heartbeat_ticks;
+        local.election_ticks = defaults.election_ticks;
+        local.snapshot_log_entries_max = options.snapshot_log_entries_max;
+        local.extra_args = options.extra_args.clone();
+        let mut config = LocalCluster::layout(&local)?;
+        let addrs: Vec<NodeAddrs> = config
+            .nodes
+            .iter()
+            .map(|n| NodeAddrs {
+                id: n.id,
+                client: n.client_addr,
+                peer: n.peer_addr,
+            })
+            .collect();
+        let network = Arc::new(
+            Network::start(&addrs, options.seed)
+                .await
+                .context("starting the proxies")?,
+        );
+        let ids: Vec<NodeId> = addrs.iter().map(|a| a.id).collect();
+        for node in &mut config.nodes {
+            node.advertise_client_addr = Some(network.client_addr(node.id));
+            node.peer_routes = ids
+                .iter()
+                .filter(|j| **j != node.id)
+                .map(|j| (*j, network.peer_route(node.id, *j)))
+                .collect();
+        }
+        let mut cluster = LocalCluster::start_with_config(local, config.clone())?;
+        cluster
+            .wait_ready(ready_timeout)
+            .await
+            .context("the cluster did not become ready")?;
+        Ok(KvsDb {
+            cluster: Mutex::new(cluster),
+            network,
+            config,
+            paused: Mutex::new(BTreeSet::new()),
+            exits: Mutex::new(Vec::new()),
+            observer: ClusterClient::new(
+                Vec::new(),
+                ClientOptions {
+                    op_timeout: Duration::from_millis(300),
+                    connect_timeout: Duration::from_millis(200),
+                    ..ClientOptions::default()
+                },
+            ),
+        })
+    }
+
+    /// The cluster's configuration (as written to `cluster.yaml`).
+    #[must_use]
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// The proxies.
+    #[must_use]
+    pub fn network(&self) -> Arc<Network> {
+        self.network.clone()
+    }
+
+    fn index(&self, node: NodeId) -> anyhow::Result<usize> {
+        self.config
+            .nodes
+            .iter()
+            .position(|n| n.id == node)
+            .with_context(|| format!("node {node} is not in the cluster"))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LocalCluster> {
+        self.cluster.lock().expect("cluster lock")
+    }
+
+    /// Reaps node `i` if it exited by itself, and records why.
+    fn note_exit(&self, cluster: &mut LocalCluster, i: usize) {
+        if cluster.pid(i).is_none() {
+            return;
+        }
+        if let Some(status) = cluster.wait_exit(i, Duration::ZERO) {
+            let node = self.config.nodes[i].id;
+            self.network.set_down(node, true);
+            self.paused.lock().expect("paused lock").remove(&node);
+            self.exits
+                .lock()
+                .expect("exits lock")
+                .push((node, status.to_string()));
+        }
+    }
+}
+
+impl Db for KvsDb {
+    fn nodes(&self) -> Vec<NodeId> {
+        self.config.nodes.iter().map(|n| n.id).collect()
+    }
+
+    fn client_endpoints(&self) -> Vec<(NodeId, SocketAddr)> {
+        self.network.client_endpoints()
+    }
+
+    fn kill(&self, node: NodeId) -> anyhow::Result<Option<u32>> {
+        let i = self.index(node)?;
+        let mut cluster = self.lock();
+        // A node that already exited by itself is a finding, not a kill.
+        self.note_exit(&mut cluster, i);
+        let pid = cluster.pid(i);
+        cluster.kill(i);
+        self.paused.lock().expect("paused lock").remove(&node);
+        self.network.set_down(node, true);
+        Ok(pid)
+    }
+
+    fn start(&self, node: NodeId) -> anyhow::Result<u32> {
+        let i = self.index(node)?;
+        let mut cluster = self.lock();
+        cluster.start_node(i)?;
+        self.network.set_down(node, false);
+        cluster.pid(i).context("the node exited at once")
+    }
+
+    fn pause(&self, node: NodeId) -> Option<u32> {
+        let i = self.index(node).ok()?;
+        let cluster = self.lock();
+        let pid = cluster.pid(i)?;
+        cluster.signal(i, nix::sys::signal::Signal::SIGSTOP);
+        self.paused.lock().expect("paused lock").insert(node);
+        Some(pid)
+    }
+
+    fn resume(&self, node: NodeId) -> Option<u32> {
+        let i = self.index(node).ok()?;
+        let cluster = self.lock();
+        let pid = cluster.pid(i)?;
+        cluster.signal(i, nix::sys::signal::Signal::SIGCONT);
+        self.paused.lock().expect("paused lock").remove(&node);
+        Some(pid)
+    }
+
+    fn is_running(&self, node: NodeId) -> bool {
+        self.index(node).is_ok_and(|i| self.lock().is_running(i))
+    }
+
+    fn is_paused(&self, node: NodeId) -> bool {
+        self.paused.lock().expect("paused lock").contains(&node)
+    }
+
+    fn leaders(&self) -> BoxFuture<'_, LeaderSample> {
+        Box::pin(async move {
+            let asks = self.config.nodes.iter().map(|n| async move {
+                (
+                    n.id,
+                    kvs::status::info_raft(&self.observer, n.client_addr).await,
+                )
+            });
+            let mut sample = LeaderSample::default();
+            for (node, lines) in join_all(asks).await {
+                let Some(lines) = lines else {
+                    sample.unreachable.push(node);
+                    continue;
+                };
+                for line in lines.iter().filter(|l| l.is_leader()) {
+                    let term = line
+                        .fields
+                        .get("term")
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(0);
+                    sample.claims.push(Claim {
+                        shard: line.shard,
+                        node,
+                        term,
+                    });
+                }
+            }
+            sample.claims.sort_by_key(|c| (c.shard, c.node));
+            sample
+        })
+    }
+
+    fn probe_keys(&self) -> Vec<String> {
+        let Ok(map) = self.config.shard_map() else {
+            return Vec::new();
+        };
+        let mut keys: Vec<Option<String>> = vec![None; map.shard_count() as usize];
+        let mut missing = keys.len();
+        for i in 0u64.. {
+            if missing == 0 {
+                break;
+            }
+            let key = format!("probe-{i}");
+            let shard = map.shard_of_key(key.as_bytes()).0 as usize;
+            if keys[shard].is_none() {
+                keys[shard] = Some(key);
+                missing -= 1;
+            }
+        }
+        keys.into_iter().flatten().collect()
+    }
+
+    fn log_paths(&self) -> Vec<(NodeId, PathBuf)> {
+        let cluster = self.lock();
+        (0..self.config.nodes.len())
+            .map(|i| (self.config.nodes[i].id, cluster.log_path(i)))
+            .collect()
+    }
+
+    fn exited(&self) -> Vec<(NodeId, String)> {
+        {
+            let mut cluster = self.lock();
+            for i in 0..self.config.nodes.len() {
+                self.note_exit(&mut cluster, i);
+            }
+        }
+        std::mem::take(&mut *self.exits.lock().expect("exits lock"))
+    }
+
+    fn teardown(&self) {
+        self.lock().stop_all();
+        self.paused.lock().expect("paused lock").clear();
+        self.network.close();
+    }
+}
+
+/// Awaits every future, concurrently, in order.
+pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    // Polled together: each awaits its own I/O; a sequential await would add their latencies.
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(fut) = slot {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all_done = false,
+                }
+            }
+        }
+        if all_done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(
+        results
+            .into_iter()
+            .map(|r| r.expect("every future finished")),
+    );
+    out
+}
