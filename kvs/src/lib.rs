@@ -7,6 +7,7 @@
 //! - [`node`]: the runtime that hosts many groups (driver, peer transport).
 //! - [`client`]: the async cluster client; [`config`]: the YAML configuration.
 //! - [`local`], [`bench`], [`status`]: local clusters of real processes, the benchmark, `kvs status`.
+//! - [`sockets`]: non-blocking socket helpers shared by the server, the transport and the harness.
 
 pub mod api;
 pub mod bench;
@@ -17,5 +18,6 @@ pub mod node;
 pub mod raft;
 pub mod shard;
 pub mod sm;
+pub mod sockets;
 pub mod status;
 pub mod storage;

@@ -25,6 +25,7 @@ use super::link::{Link, LinkCounts, WRITE_SLICES_MAX};
 pub use super::policy::{Cut, LinkPolicy};
 use bytes::{Bytes, BytesMut};
 use kvs::raft::rand::SplitMix64;
+use kvs::sockets::read_draining;
 use serde::Serialize;
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -823,7 +824,8 @@ impl Conn {
         };
         // Reclaims the buffer's own allocation once the last chunk's bytes are written.
         buf.reserve(READ_CHUNK_BYTES_MAX);
-        match source.try_read_buf(buf) {
+        // A read that drains the socket drops its readiness (see `read_draining`).
+        match read_draining(source, buf) {
             Ok(0) => Read::Eof,
             Ok(_) => Read::Data(buf.split().freeze()),
             Err(error) if error.kind() == ErrorKind::WouldBlock => Read::Nothing,

@@ -22,16 +22,17 @@ use crate::config::ClusterConfig;
 use crate::node::driver::{
     flush_later, ClientOp, DriverInput, Flush, InboxSender, OpKind, OpReply, Responder,
 };
-use crate::node::transport::{write_without_waiting, RemoteLeaders, TransportStats};
+use crate::node::transport::{RemoteLeaders, TransportStats};
 use crate::node::view::NodeView;
 use crate::raft::{NodeId, Role};
 use crate::shard::{ShardId, ShardMap, Slot};
+use crate::sockets::{read_draining, write_without_waiting};
 use bytes::BytesMut;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::Notify;
@@ -327,18 +328,10 @@ async fn serve_connection(stream: TcpStream, ctx: &Arc<ServerContext>) {
                     continue;
                 }
                 buf.reserve(READ_CHUNK_BYTES);
-                match stream.try_read_buf(&mut buf) {
+                // A read that drains the socket drops its readiness (see `read_draining`).
+                match read_draining(stream, &mut buf) {
                     Ok(0) => done_reading = true,
-                    Ok(_) => {
-                        // A read that left room in the buffer emptied the socket, so its
-                        // readiness is dropped now instead of by one more read that would
-                        // block (new data raises a new readiness event when it arrives).
-                        if buf.len() < buf.capacity() {
-                            let _ = stream.try_io(Interest::READABLE, || {
-                                Err::<(), _>(ErrorKind::WouldBlock.into())
-                            });
-                        }
-                    }
+                    Ok(_) => {}
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(_) => done_reading = true,
                 }

@@ -14,9 +14,9 @@ use super::driver::{DriverInput, InboxSender};
 use super::wire::{decode_frame, encode_frame, GroupWireId, PeerFrame};
 use crate::raft::{Message, NodeId, Term};
 use crate::shard::ShardId;
-use bytes::{Buf, BytesMut};
+use crate::sockets::write_without_waiting;
+use bytes::BytesMut;
 use std::collections::BTreeMap;
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -144,23 +144,6 @@ impl Transport {
         if !st.backlog.is_empty() {
             out.wake.notify_one();
         }
-    }
-}
-
-/// Writes as much of `backlog` as `stream` takes at once, without waiting, and drops what was
-/// written. A full socket is not an error (the rest stays in `backlog`); an error means the
-/// connection is broken.
-pub(crate) fn write_without_waiting(
-    stream: &TcpStream,
-    backlog: &mut BytesMut,
-) -> std::io::Result<()> {
-    match stream.try_write(backlog) {
-        Ok(n) => {
-            backlog.advance(n);
-            Ok(())
-        }
-        Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(()),
-        Err(e) => Err(e),
     }
 }
 
