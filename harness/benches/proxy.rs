@@ -2,9 +2,12 @@
 //! direct and through one proxy of each framing, plus one-way bulk bandwidth. Prints a table and
 //! asserts nothing about speed.
 //!
-//! Run with `cargo bench -p harness --bench proxy` (about 15 s). Each section is an `async fn`
-//! that returns table rows; a new comparison (say, a kvs cluster direct vs through proxies) is
-//! one more section called from `main`.
+//! Then the figure that matters for the harness: a 3-node kvs cluster (8 shards, fsync on) under
+//! `kvs bench`'s load (50 clients, SET then GET), direct and with every peer and client link
+//! through a proxy, in alternating rounds; the target is at least 75% of direct throughput.
+//!
+//! Run with `cargo bench -p harness --bench proxy` (about a minute). Each section is an
+//! `async fn` that returns table rows.
 
 use bytes::BytesMut;
 use harness::net::{Framing, Proxy};
@@ -373,10 +376,10 @@ fn main() {
         table.rows.extend(latency().await);
         table.rows.extend(throughput().await);
         table.rows.extend(bulk().await);
-        // More sections go here, e.g. a kvs cluster direct vs through proxies.
     });
     println!();
     table.print();
+    runtime.block_on(kvs_cluster());
     println!(
         "\n{LATENCY_TRIPS} round trips of {SMALL_MESSAGE_BYTES} B per route; \
          {THROUGHPUT_CONNECTIONS} connections of {REQUEST_BYTES} B request/response for \
@@ -384,4 +387,132 @@ fn main() {
          2 runtime threads; took {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Seconds of load per phase, and rounds of (direct, proxied) in the kvs section.
+const KVS_PHASE_SECS: u64 = 5;
+const KVS_ROUNDS: usize = 2;
+
+/// A 3-node kvs cluster direct and through proxies, under `kvs bench`'s load.
+async fn kvs_cluster() {
+    let bin = match harness::kvs_bin::find(None) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("\nkvs cluster section skipped: {e:#}");
+            return;
+        }
+    };
+    let args = kvs::bench::BenchArgs {
+        clients: 50,
+        pipeline: 1,
+        seconds: KVS_PHASE_SECS,
+        shards: vec![8],
+        value_bytes: 100,
+        keys: 100_000,
+        nodes: 3,
+        no_fsync: false,
+        dir: None,
+        redis_benchmark: false,
+    };
+    let mut results: Vec<(&str, kvs::bench::Op, kvs::bench::PhaseResult)> = Vec::new();
+    for _ in 0..KVS_ROUNDS {
+        for proxied in [false, true] {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let (cluster, _network) = kvs_start(&bin, dir.path(), proxied).await;
+            let client = kvs::client::ClusterClient::new(
+                advertised(&cluster.config),
+                kvs::client::ClientOptions::default(),
+            );
+            client.refresh_slots_now().await;
+            let leaders = Arc::new(client.slot_leaders().await);
+            for op in [kvs::bench::Op::Set, kvs::bench::Op::Get] {
+                let r = kvs::bench::load(&args, op, leaders.clone()).await;
+                results.push((if proxied { "proxied" } else { "direct" }, op, r));
+            }
+            drop(cluster);
+        }
+    }
+    println!(
+        "\nkvs cluster: 3 nodes, 8 shards x 3 replicas, fsync on, 50 clients, 100-byte values, \
+         {KVS_PHASE_SECS} s per phase, {KVS_ROUNDS} alternating rounds"
+    );
+    println!(
+        "{:<9} {:<4} {:>10} {:>8} {:>8} {:>7}",
+        "route", "op", "ops/s", "p50 ms", "p99 ms", "errors"
+    );
+    for (route, op, r) in &results {
+        println!(
+            "{:<9} {:<4} {:>10.0} {:>8.2} {:>8.2} {:>7}",
+            route,
+            op.name(),
+            r.ops_per_sec(),
+            r.latency_us[0] as f64 / 1000.0,
+            r.latency_us[1] as f64 / 1000.0,
+            r.errors
+        );
+    }
+    for op in [kvs::bench::Op::Set, kvs::bench::Op::Get] {
+        let mean = |route: &str| {
+            let rates: Vec<f64> = results
+                .iter()
+                .filter(|(r, o, _)| *r == route && *o == op)
+                .map(|(_, _, p)| p.ops_per_sec())
+                .collect();
+            rates.iter().sum::<f64>() / rates.len().max(1) as f64
+        };
+        println!(
+            "{}: through proxies {:.0}% of direct throughput (target: at least 75%)",
+            op.name(),
+            100.0 * mean("proxied") / mean("direct").max(1.0)
+        );
+    }
+}
+
+/// Starts the cluster, with every link through a proxy when `proxied`.
+async fn kvs_start(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    proxied: bool,
+) -> (kvs::local::LocalCluster, Option<harness::network::Network>) {
+    let mut options = kvs::local::LocalClusterOptions::new(bin.to_path_buf(), dir.to_path_buf());
+    options.shard_count = 8;
+    options.tick_ms = 50;
+    options.heartbeat_ticks = 2;
+    options.election_ticks = 10;
+    options.snapshot_log_entries_max = 100_000;
+    let mut config = kvs::local::LocalCluster::layout(&options).expect("a layout");
+    let network = if proxied {
+        let addrs: Vec<harness::network::NodeAddrs> = config
+            .nodes
+            .iter()
+            .map(|n| harness::network::NodeAddrs {
+                id: n.id,
+                client: n.client_addr,
+                peer: n.peer_addr,
+            })
+            .collect();
+        let network = harness::network::Network::start(&addrs, SEED)
+            .await
+            .expect("proxies");
+        harness::network::route_through(&mut config, &network);
+        Some(network)
+    } else {
+        None
+    };
+    let mut cluster =
+        kvs::local::LocalCluster::start_with_config(options, config).expect("a cluster");
+    cluster
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .expect("a ready cluster");
+    (cluster, network)
+}
+
+/// Every node's advertised client address (its proxy, when proxied).
+fn advertised(config: &kvs::config::ClusterConfig) -> Vec<SocketAddr> {
+    config
+        .nodes
+        .iter()
+        .map(kvs::config::NodeConfig::advertised_client_addr)
+        .collect()
 }

@@ -167,15 +167,7 @@ impl KvsDb {
                 .await
                 .context("starting the proxies")?,
         );
-        let ids: Vec<NodeId> = addrs.iter().map(|a| a.id).collect();
-        for node in &mut config.nodes {
-            node.advertise_client_addr = Some(network.client_addr(node.id));
-            node.peer_routes = ids
-                .iter()
-                .filter(|j| **j != node.id)
-                .map(|j| (*j, network.peer_route(node.id, *j)))
-                .collect();
-        }
+        crate::network::route_through(&mut config, &network);
         let mut cluster = LocalCluster::start_with_config(local, config.clone())?;
         cluster
             .wait_ready(ready_timeout)

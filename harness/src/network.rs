@@ -173,6 +173,20 @@ impl Network {
     }
 }
 
+/// Points every node of `config` at `network`: its peers through their proxies (`peer_routes`)
+/// and clients to its client proxy (`advertise_client_addr`).
+pub fn route_through(config: &mut kvs::config::ClusterConfig, network: &Network) {
+    let ids: Vec<NodeId> = config.nodes.iter().map(|n| n.id).collect();
+    for node in &mut config.nodes {
+        node.advertise_client_addr = Some(network.client_addr(node.id));
+        node.peer_routes = ids
+            .iter()
+            .filter(|j| **j != node.id)
+            .map(|j| (*j, network.peer_route(node.id, *j)))
+            .collect();
+    }
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
         self.close();

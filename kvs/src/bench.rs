@@ -113,7 +113,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         client.refresh_slots_now().await;
         let leaders = Arc::new(client.slot_leaders().await);
         for op in [Op::Set, Op::Get] {
-            let r = phase(&args, op, leaders.clone()).await;
+            let r = load(&args, op, leaders.clone()).await;
             println!(
                 "{:<7} {:<5} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
                 shards,
@@ -154,14 +154,19 @@ fn redis_benchmark(args: &BenchArgs, addr: SocketAddr) {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
+/// What a load phase does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// SET of random keys.
     Set,
+    /// GET of random keys.
     Get,
 }
 
 impl Op {
-    fn name(self) -> &'static str {
+    /// `SET` or `GET`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             Op::Set => "SET",
             Op::Get => "GET",
@@ -169,7 +174,16 @@ impl Op {
     }
 }
 
-async fn phase(args: &BenchArgs, op: Op, leaders: Arc<Vec<(u16, u16, SocketAddr)>>) -> PhaseResult {
+/// One load phase: `args.clients` clients send `op` for `args.seconds` straight to each key's
+/// leader (`leaders`: slot ranges and the address serving each, as [`ClusterClient::slot_leaders`]
+/// gives them), pipelining `args.pipeline` requests.
+///
+/// [`ClusterClient::slot_leaders`]: crate::client::ClusterClient::slot_leaders
+pub async fn load(
+    args: &BenchArgs,
+    op: Op,
+    leaders: Arc<Vec<(u16, u16, SocketAddr)>>,
+) -> PhaseResult {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
     let value = Bytes::from(vec![b'x'; args.value_bytes]);

@@ -1,0 +1,109 @@
+//! What the harness itself can do, measured with the real thing (`harness::run`):
+//!
+//! 1. recorded ops/s of a no-fault register run with 50 clients (target: at least 10,000 ops/s
+//!    on the shared 2-core machine), with the checker's time for that history beside it;
+//! 2. the wall time of a default run (register, partition, 60 s) against its time limit plus
+//!    30 s (the target).
+//!
+//! Run with `cargo bench -p harness --bench harness` (about two minutes). Prints figures, asserts
+//! nothing about speed. `HARNESS_BENCH_SECS=N` shortens the first run; `HARNESS_BENCH_SKIP_DEFAULT=1`
+//! skips the second.
+
+use harness::check::CheckBudget;
+use harness::nemesis::FaultKind;
+use harness::run::{run, Interrupt};
+use harness::test::TestSpec;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use workloads::WorkloadKind;
+
+fn spec(dir: &std::path::Path, faults: Vec<FaultKind>, concurrency: usize, secs: u64) -> TestSpec {
+    TestSpec {
+        workload: WorkloadKind::Register,
+        faults,
+        node_count: 5,
+        shard_count: 8,
+        replica_count: 3,
+        time_limit: Duration::from_secs(secs),
+        concurrency,
+        clients_per_key: 5,
+        ops_per_key: 200,
+        rate: 0.0,
+        nemesis_interval: Duration::from_secs(5),
+        quiet_period: Duration::from_secs(10),
+        op_timeout: Duration::from_secs(2),
+        seed: 1,
+        snapshot_log_entries_max: 1000,
+        kvs_args: Vec::new(),
+        check_budget: CheckBudget::default(),
+        results_dir: Some(dir.to_path_buf()),
+        results_root: dir.to_path_buf(),
+        kvs_bin: None,
+        progress: false,
+        command_line: "cargo bench -p harness --bench harness".into(),
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let secs: u64 = std::env::var("HARNESS_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+
+    let dir = tmp.path().join("throughput");
+    let finished = runtime
+        .block_on(run(
+            spec(&dir, Vec::new(), 50, secs),
+            Arc::new(Interrupt::default()),
+        ))
+        .unwrap_or_else(|e| panic!("the throughput run failed: {:#}", e.error));
+    let s = &finished.summary;
+    let ops = ["ok", "fail", "info"]
+        .iter()
+        .map(|k| s["counts"][k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    let run_s = s["timings"]["run_s"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "harness throughput: register, no faults, 5 nodes, 8 shards x 3, 50 clients, {secs} s"
+    );
+    println!(
+        "  recorded {ops} ops in {run_s:.1} s: {:.0} ops/s (target: at least 10,000); verdict {}",
+        ops as f64 / run_s,
+        finished.outcome.name()
+    );
+    println!(
+        "  checker: {:.2} s for {} operations over {} keys",
+        s["timings"]["check_s"].as_f64().unwrap_or(f64::NAN),
+        s["check"]["op_count"],
+        s["check"]["key_count"]
+    );
+
+    if std::env::var_os("HARNESS_BENCH_SKIP_DEFAULT").is_some() {
+        return;
+    }
+    let dir = tmp.path().join("default");
+    let started = Instant::now();
+    let finished = runtime
+        .block_on(run(
+            spec(&dir, vec![FaultKind::Partition], 10, 60),
+            Arc::new(Interrupt::default()),
+        ))
+        .unwrap_or_else(|e| panic!("the default run failed: {:#}", e.error));
+    let wall = started.elapsed().as_secs_f64();
+    let t = &finished.summary["timings"];
+    println!("default run: register, partition, 5 nodes, 60 s");
+    println!(
+        "  {wall:.1} s in all (target: at most 90 s): setup {:.1}, run {:.1}, recovery {:.1}, final reads {:.1}, check {:.1}; verdict {}",
+        t["setup_s"].as_f64().unwrap_or(0.0),
+        t["run_s"].as_f64().unwrap_or(0.0),
+        t["recovery_s"].as_f64().unwrap_or(0.0),
+        t["final_reads_s"].as_f64().unwrap_or(0.0),
+        t["check_s"].as_f64().unwrap_or(0.0),
+        finished.outcome.name()
+    );
+}
