@@ -71,7 +71,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=15))]
     replicas: u64,
     /// Seconds the workload and the nemesis run.
-    #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 60.0, value_parser = parse_seconds, allow_negative_numbers = true)]
     time_limit: f64,
     /// Logical clients, each with one operation open at a time.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -83,17 +83,17 @@ struct RunArgs {
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     ops_per_key: u64,
     /// Cap on total operations per second (0: as fast as the clients go).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate, allow_negative_numbers = true)]
     rate: f64,
     /// Seconds between a fault and its heal, and between a heal and the next fault.
-    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds, allow_negative_numbers = true)]
     nemesis_interval: f64,
     /// Seconds the healed cluster has to serve every shard again before the final reads; a
     /// cluster that does not is reported (the run is not valid).
-    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds, allow_negative_numbers = true)]
     quiet_period: f64,
     /// Seconds one client operation may take (then a write is recorded as info, a read as fail).
-    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds, allow_negative_numbers = true)]
     op_timeout: f64,
     /// Seed of the op stream, the fault schedule and the proxies' choices (default: random;
     /// printed, and in the summary).
@@ -122,7 +122,7 @@ struct RunArgs {
 #[derive(Args, Clone)]
 struct BudgetArgs {
     /// Seconds the checker may search before it gives up (verdict unknown, never valid).
-    #[arg(long, default_value_t = 30.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = 30.0, value_parser = parse_seconds, allow_negative_numbers = true)]
     check_time_limit: f64,
     /// Search states one key may remember before the checker gives up on it.
     #[arg(long, default_value_t = 10_000_000)]

@@ -291,10 +291,14 @@ async fn run_in(
     db.teardown();
     timings.teardown_s = teardown_started.elapsed().as_secs_f64();
 
-    let checked =
-        check_dir(dir, spec.workload, spec.check_budget).context("checking the history")?;
-    timings.check_s = checked.check_secs;
-    let (outcome, reason) = verdict(&checked, &findings, interrupted);
+    // A history that cannot be judged (it does not parse, or does not fit the workload's model)
+    // is an unknown verdict, never a valid one.
+    let checked = check_dir(dir, spec.workload, spec.check_budget)
+        .map_err(|e| format!("the history could not be judged: {e:#}"));
+    if let Ok(c) = &checked {
+        timings.check_s = c.check_secs;
+    }
+    let (outcome, reason) = verdict(checked.as_ref(), &findings, interrupted);
     let summary = summary(
         spec,
         dir,
@@ -302,7 +306,7 @@ async fn run_in(
         kvs_version,
         &rec,
         &faults,
-        &checked,
+        checked.as_ref().ok(),
         &findings,
         &timings,
         outcome,
@@ -337,8 +341,16 @@ impl Drop for TeardownGuard {
 /// The verdict: the checker's, unless the cluster broke a liveness promise (a finding makes the
 /// run invalid whatever the history says) or the run was interrupted before its end (then only
 /// an anomaly can be trusted).
-fn verdict(checked: &Checked, findings: &[String], interrupted: bool) -> (Outcome, String) {
-    let judged = &checked.judged;
+fn verdict(
+    checked: Result<&Checked, &String>,
+    findings: &[String],
+    interrupted: bool,
+) -> (Outcome, String) {
+    let judged = match checked {
+        Ok(c) => &c.judged,
+        Err(e) if findings.is_empty() => return (Outcome::Unknown, e.clone()),
+        Err(e) => return (Outcome::Invalid, format!("{}; {e}", findings.join("; "))),
+    };
     if judged.outcome == Outcome::Invalid {
         return (Outcome::Invalid, judged.reason.clone());
     }
@@ -854,7 +866,7 @@ fn summary(
     kvs_version: Option<String>,
     rec: &Recorder,
     faults: &[Value],
-    checked: &Checked,
+    checked: Option<&Checked>,
     findings: &[String],
     timings: &Timings,
     outcome: Outcome,
@@ -901,14 +913,14 @@ fn summary(
         "interrupted": interrupted,
         "verdict": outcome.name(),
         "reason": reason,
-        "check": {
-            "outcome": checked.judged.outcome.name(),
-            "reason": checked.judged.reason,
-            "op_count": checked.op_count,
-            "key_count": checked.judged.key_count,
-            "invalid_keys": checked.judged.invalid_keys,
-            "unknown_keys": checked.judged.unknown_keys,
-        },
+        "check": checked.map(|c| json!({
+            "outcome": c.judged.outcome.name(),
+            "reason": c.judged.reason,
+            "op_count": c.op_count,
+            "key_count": c.judged.key_count,
+            "invalid_keys": c.judged.invalid_keys,
+            "unknown_keys": c.judged.unknown_keys,
+        })),
         "timings": timings,
     })
 }
