@@ -1,6 +1,6 @@
 //! Deterministic simulation of Raft groups over the public `kvs::raft` API.
 //!
-//! Every run is a seed (STYLE.md rule 10). From the seed come the options (3 or 5 nodes, loss,
+//! Every run is a seed. From the seed come the options (3 or 5 nodes, loss,
 //! duplication, delay, partition and crash rates, protocol flags, limits) and every random choice.
 //! A safety phase injects faults — dropped, duplicated, reordered and delayed messages, symmetric
 //! and one-way partitions, crashes that lose what was not persisted, restarts from the simulated

@@ -1,5 +1,5 @@
 //! The typed errors of the Raft core's public API. Expected conditions a caller must handle are
-//! values here; broken invariants inside the core are bugs and panic instead (STYLE.md rule 7).
+//! values here; broken invariants inside the core are bugs and panic instead.
 
 use super::types::NodeId;
 use thiserror::Error;

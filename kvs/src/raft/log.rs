@@ -6,7 +6,7 @@
 
 use super::types::{Entry, LogIndex, Snapshot, Term};
 
-/// Most entry bytes handed out for applying in one `Ready` (STYLE.md rule 8): a node that
+/// Most entry bytes handed out for applying in one `Ready`: a node that
 /// restarts or catches up with a long committed backlog applies it over several batches.
 pub const READY_COMMITTED_BYTES_MAX: u64 = 64 << 20;
 

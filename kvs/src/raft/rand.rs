@@ -1,6 +1,6 @@
 //! A tiny seeded pseudo-random number generator (SplitMix64) for the Raft core's election jitter.
 //!
-//! The core must be deterministic given its seed (STYLE.md rule 2), so it never touches a thread
+//! The core must be deterministic given its seed, so it never touches a thread
 //! RNG or the clock; this generator is all the randomness it has.
 
 /// SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", 2014):

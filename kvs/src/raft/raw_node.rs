@@ -287,7 +287,7 @@ impl RawNode {
             read_states: std::mem::take(&mut raft.read_states),
             failed_reads: std::mem::take(&mut raft.failed_reads),
         };
-        // Persistence boundary: what goes to disk must be consistent (STYLE.md rule 6).
+        // Persistence boundary: what goes to disk must be consistent.
         if let Some(hs) = &ready.hard_state {
             assert!(
                 hs.commit <= self.raft.log.last_index(),

@@ -6,7 +6,7 @@ use super::types::{LogIndex, NodeId, ReadState};
 use std::collections::VecDeque;
 
 /// Most reads waiting at once (recorded or waiting for the term's first commit); beyond it
-/// `read_index` answers `ReadsPendingFull` (STYLE.md rule 8).
+/// `read_index` answers `ReadsPendingFull` (every queue has a bound).
 pub const READS_PENDING_MAX: usize = 4096;
 
 /// A read whose index is recorded and whose leadership confirmation is under way.

@@ -1,5 +1,5 @@
 //! Unit tests of the protocol rules, each named after the rule it checks. They step the core
-//! directly and assert the exact messages and state it produces (STYLE.md rule 9).
+//! directly and assert the exact messages and state it produces.
 
 use super::*;
 use bytes::Bytes;
