@@ -202,15 +202,7 @@ async fn every_acknowledged_write_survives_killing_all_nodes() {
             .await
             .expect("write");
     }
-    for i in 0..3 {
-        c.kill(i);
-    }
-    for i in 0..3 {
-        c.start_node(i).expect("restart");
-    }
-    c.wait_ready(Duration::from_secs(20))
-        .await
-        .expect("ready again");
+    common::restart_all(&mut c).await;
     let client = common::client(&c);
     for i in 0..150 {
         let got = client

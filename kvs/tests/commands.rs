@@ -414,15 +414,7 @@ async fn sets_survive_restarts_from_the_log_and_from_snapshots() {
         wait_caught_up(&c, i, leader).await;
     }
     drop(conn);
-    for i in 0..3 {
-        c.kill(i);
-    }
-    for i in 0..3 {
-        c.start_node(i).expect("restart");
-    }
-    c.wait_ready(Duration::from_secs(20))
-        .await
-        .expect("ready again");
+    common::restart_all(&mut c).await;
     let mut conn = redis_conn(&c).await;
     model.check(&mut conn, "after every node restarted").await;
     // Every replica holds the sets again.

@@ -137,17 +137,14 @@ pub fn judge(kind: WorkloadKind, ops: &[Operation], budget: &Budget) -> Result<J
                 ),
                 Judgement::Unknown => "a set has adds but no successful read".to_string(),
             };
-            let (invalid_keys, unknown_keys) =
-                split_keys(report.keys.iter().map(|k| (k.key.as_str(), k.judgement)));
-            Ok(Judged {
-                outcome: report.judgement.into(),
+            let keys = report.keys.iter().map(|k| (k.key.as_str(), k.judgement));
+            Ok(judged_per_key(
+                report.judgement,
                 reason,
-                key_count: report.keys.len(),
-                invalid_keys,
-                unknown_keys,
-                report: serde_json::to_value(&report).expect("reports serialize"),
-                text: render_set(&report),
-            })
+                keys,
+                &report,
+                render_set(&report),
+            ))
         }
         WorkloadKind::Counter => {
             let report = check_counter(ops)?;
@@ -158,32 +155,46 @@ pub fn judge(kind: WorkloadKind, ops: &[Operation], budget: &Budget) -> Result<J
                 Judgement::Invalid => format!("{anomalies} of {reads} reads outside their bounds"),
                 Judgement::Unknown => "too little to judge by".to_string(),
             };
-            let (invalid_keys, unknown_keys) =
-                split_keys(report.keys.iter().map(|k| (k.key.as_str(), k.judgement)));
-            Ok(Judged {
-                outcome: report.judgement.into(),
+            let keys = report.keys.iter().map(|k| (k.key.as_str(), k.judgement));
+            Ok(judged_per_key(
+                report.judgement,
                 reason,
-                key_count: report.keys.len(),
-                invalid_keys,
-                unknown_keys,
-                report: serde_json::to_value(&report).expect("reports serialize"),
-                text: render_counter(&report),
-            })
+                keys,
+                &report,
+                render_counter(&report),
+            ))
         }
     }
 }
 
-fn split_keys<'a>(keys: impl Iterator<Item = (&'a str, Judgement)>) -> (Vec<String>, Vec<String>) {
-    let mut invalid = Vec::new();
-    let mut unknown = Vec::new();
+/// A [`Judged`] from a checker that judges key by key (set, counter).
+fn judged_per_key<'a>(
+    judgement: Judgement,
+    reason: String,
+    keys: impl Iterator<Item = (&'a str, Judgement)>,
+    report: &impl Serialize,
+    text: String,
+) -> Judged {
+    let mut key_count = 0;
+    let mut invalid_keys = Vec::new();
+    let mut unknown_keys = Vec::new();
     for (key, j) in keys {
+        key_count += 1;
         match j {
             Judgement::Valid => {}
-            Judgement::Invalid => invalid.push(key.to_string()),
-            Judgement::Unknown => unknown.push(key.to_string()),
+            Judgement::Invalid => invalid_keys.push(key.to_string()),
+            Judgement::Unknown => unknown_keys.push(key.to_string()),
         }
     }
-    (invalid, unknown)
+    Judged {
+        outcome: judgement.into(),
+        reason,
+        key_count,
+        invalid_keys,
+        unknown_keys,
+        report: serde_json::to_value(report).expect("reports serialize"),
+        text,
+    }
 }
 
 #[cfg(test)]

@@ -513,12 +513,15 @@ async fn serve(shared: Arc<Shared>, down: TcpStream, seed: u64) {
         let c = shared.control.borrow();
         (c.policy.clone(), c.closed)
     };
-    if closed || policy.cut == Cut::Refuse {
-        reset(&down);
+    let refuse = |down: &TcpStream| {
+        reset(down);
         shared
             .counters
             .connections_refused
             .fetch_add(1, Ordering::Relaxed);
+    };
+    if closed || policy.cut == Cut::Refuse {
+        refuse(&down);
         return;
     }
     let up = if policy.cut == Cut::Drop {
@@ -528,11 +531,7 @@ async fn serve(shared: Arc<Shared>, down: TcpStream, seed: u64) {
             Ok(up) => Some(up),
             Err(error) => {
                 tracing::debug!(proxy = %shared.name, %error, "upstream unreachable; resetting");
-                reset(&down);
-                shared
-                    .counters
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
+                refuse(&down);
                 return;
             }
         }

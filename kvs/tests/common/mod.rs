@@ -215,3 +215,18 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Vec
     }
     out
 }
+
+/// SIGKILLs every node, starts them all again on their data and waits until the cluster is
+/// ready.
+pub async fn restart_all(c: &mut TestCluster) {
+    let n = c.config.nodes.len();
+    for i in 0..n {
+        c.kill(i);
+    }
+    for i in 0..n {
+        c.start_node(i).expect("restart");
+    }
+    c.wait_ready(Duration::from_secs(20))
+        .await
+        .expect("ready again");
+}
