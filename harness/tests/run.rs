@@ -259,3 +259,32 @@ fn sigint_mid_run_leaves_no_node_or_proxy() {
 fn sigkill_mid_run_leaves_no_node_or_proxy() {
     stop_mid_run(nix::sys::signal::Signal::SIGKILL);
 }
+
+#[test]
+fn rate_caps_the_total_ops_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("run");
+    let child = harness()
+        .args(["--faults", "none", "--nodes", "3", "--shards", "2"])
+        .args(["--time-limit", "4", "--rate", "150"])
+        .arg("--results")
+        .arg(&results)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_bounded(child, Duration::from_secs(90));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&results);
+    let ops: u64 = ["ok", "fail", "info"]
+        .iter()
+        .map(|k| s["counts"][k].as_u64().unwrap())
+        .sum();
+    // 150/s for 4 s is 600 ops, plus a final read of each of the few keys used.
+    assert!((450..=700).contains(&ops), "{ops} ops: {s:#}");
+}
