@@ -22,6 +22,7 @@ pub mod kvs_bin;
 pub mod nemesis;
 pub mod net;
 pub mod network;
+pub mod report;
 pub mod run;
 pub mod store;
 pub mod test;

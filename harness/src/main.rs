@@ -5,7 +5,7 @@
 //! history could not be judged), 254 bad arguments, 255 the run could not be carried out.
 
 use clap::{Args, Parser, Subcommand};
-use harness::check::{check_dir, exit_code, CheckBudget};
+use harness::check::{exit_code, CheckBudget};
 use harness::nemesis::parse_faults;
 use harness::run::{run, Interrupt};
 use harness::test::TestSpec;
@@ -38,7 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Re-check a stored run from its history, without rerunning it; rewrites its checker report.
+    /// Re-check a stored run from its history, without rerunning it; rewrites its checker report,
+    /// its summary's verdict and its page.
     Check {
         /// The run's results folder (e.g. results/latest).
         dir: PathBuf,
@@ -47,6 +48,15 @@ enum Command {
         workload: Option<WorkloadKind>,
         #[command(flatten)]
         budget: BudgetArgs,
+    },
+    /// Draw the HTML pages again from stored files, without rerunning anything: each run folder
+    /// given gets its `index.html`; the results folder gets its index of every run.
+    Report {
+        /// Run folders to render (default: none, only the index).
+        dirs: Vec<PathBuf>,
+        /// The folder of runs whose index to write.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
     },
 }
 
@@ -181,6 +191,7 @@ fn main() -> ExitCode {
             workload,
             budget,
         }) => check_command(&dir, workload, &budget),
+        Some(Command::Report { dirs, results }) => report_command(&dirs, &results),
         None => run_command(cli.run),
     }
 }
@@ -197,23 +208,51 @@ fn check_command(
             return ExitCode::from(EXIT_BAD_ARGS);
         }
     };
-    match check_dir(dir, workload, budget.budget()) {
-        Ok(checked) => {
+    match harness::run::recheck(dir, workload, budget.budget()) {
+        Ok((checked, outcome, reason)) => {
             print!("{}", checked.judged.text);
             println!(
-                "{}: {} ({} operations, checked in {:.2} s)",
-                checked.judged.outcome.name().to_uppercase(),
-                checked.judged.reason,
+                "{}: {reason} ({} operations, checked in {:.2} s)",
+                outcome.name().to_uppercase(),
                 checked.op_count,
                 checked.check_secs
             );
-            ExitCode::from(exit_code(checked.judged.outcome))
+            ExitCode::from(exit_code(outcome))
         }
         Err(e) => {
             eprintln!("harness check: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn report_command(dirs: &[PathBuf], results: &std::path::Path) -> ExitCode {
+    let mut failed = false;
+    for dir in dirs {
+        match harness::report::render_run(dir) {
+            Ok(page) => println!("{}", page.display()),
+            Err(e) => {
+                eprintln!("harness report: {}: {e:#}", dir.display());
+                failed = true;
+            }
+        }
+    }
+    if results.is_dir() {
+        match harness::report::render_index(results) {
+            Ok(page) => println!("{}", page.display()),
+            Err(e) => {
+                eprintln!("harness report: {e:#}");
+                failed = true;
+            }
+        }
+    } else if dirs.is_empty() {
+        eprintln!(
+            "harness report: {} is not a folder of runs",
+            results.display()
+        );
+        return ExitCode::from(EXIT_BAD_ARGS);
+    }
+    ExitCode::from(u8::from(failed) * 2)
 }
 
 /// The workload a stored run was, from its summary.

@@ -317,12 +317,73 @@ async fn run_in(
         dir.join(store::SUMMARY_FILE),
         serde_json::to_vec_pretty(&summary).context("encoding the summary")?,
     )?;
+    // The pages are for people; a run whose page cannot be drawn still has its verdict.
+    if let Err(e) = crate::report::render_run(dir) {
+        eprintln!("harness: the run's page could not be written: {e:#}");
+    }
+    if spec.results_dir.is_none() {
+        if let Err(e) = crate::report::render_index(&spec.results_root) {
+            eprintln!("harness: the runs index could not be written: {e:#}");
+        }
+    }
     Ok(Finished {
         dir: dir.to_path_buf(),
         outcome,
         reason,
         summary,
     })
+}
+
+/// The summary's `check` section.
+#[must_use]
+pub fn check_section(c: &Checked) -> Value {
+    json!({
+        "outcome": c.judged.outcome.name(),
+        "reason": c.judged.reason,
+        "op_count": c.op_count,
+        "key_count": c.judged.key_count,
+        "invalid_keys": c.judged.invalid_keys,
+        "unknown_keys": c.judged.unknown_keys,
+    })
+}
+
+/// Judges a stored run again (`harness check`): writes the checker's report, brings the
+/// summary's verdict up to date (the run's findings still count), and draws its page again.
+///
+/// # Errors
+/// The history cannot be read or judged.
+pub fn recheck(
+    dir: &Path,
+    workload: workloads::WorkloadKind,
+    budget: crate::check::CheckBudget,
+) -> anyhow::Result<(Checked, Outcome, String)> {
+    let checked = check_dir(dir, workload, budget)?;
+    let path = dir.join(store::SUMMARY_FILE);
+    let mut summary: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let findings: Vec<String> = summary["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let interrupted = summary["interrupted"].as_bool().unwrap_or(false);
+    let (outcome, reason) = verdict(Ok(&checked), &findings, interrupted);
+    if summary.is_object() {
+        summary["check"] = check_section(&checked);
+        summary["verdict"] = outcome.name().into();
+        summary["reason"] = reason.clone().into();
+        summary["rechecked_utc"] = store::utc_stamp(store::now_epoch_secs()).into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)?;
+    }
+    if let Err(e) = crate::report::render_run(dir) {
+        eprintln!("harness: the run's page could not be written: {e:#}");
+    }
+    Ok((checked, outcome, reason))
 }
 
 /// Stops the background tasks and the cluster when the run ends, however it ends.
@@ -341,7 +402,7 @@ impl Drop for TeardownGuard {
 /// The verdict: the checker's, unless the cluster broke a liveness promise (a finding makes the
 /// run invalid whatever the history says) or the run was interrupted before its end (then only
 /// an anomaly can be trusted).
-fn verdict(
+pub fn verdict(
     checked: Result<&Checked, &String>,
     findings: &[String],
     interrupted: bool,
@@ -913,14 +974,7 @@ fn summary(
         "interrupted": interrupted,
         "verdict": outcome.name(),
         "reason": reason,
-        "check": checked.map(|c| json!({
-            "outcome": c.judged.outcome.name(),
-            "reason": c.judged.reason,
-            "op_count": c.op_count,
-            "key_count": c.judged.key_count,
-            "invalid_keys": c.judged.invalid_keys,
-            "unknown_keys": c.judged.unknown_keys,
-        })),
+        "check": checked.map(check_section),
         "timings": timings,
     })
 }

@@ -1,0 +1,72 @@
+//! The index of every run: `results/index.html`, newest first, with each run's time, workload,
+//! faults, size, duration, ops, verdict (in the verdict colours), seed and a link to its page.
+
+use super::page::verdict_color;
+use super::svg::esc;
+use crate::store::SUMMARY_FILE;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The index page for the runs under `root`.
+#[must_use]
+pub fn index(root: &Path) -> String {
+    let mut runs: Vec<(String, Value)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir() && e.file_name() != "latest")
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let summary = std::fs::read_to_string(e.path().join(SUMMARY_FILE))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(Value::Null);
+            (name, summary)
+        })
+        .collect();
+    // Folder names begin with the UTC time the run began.
+    runs.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>raftkv harness runs</title><style>body{{font:14px/1.45 system-ui,sans-serif;margin:16px;color:#222}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #eee;text-align:left}}th{{background:#f6f6f6}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body><h1>Harness runs</h1><p>{} runs in this folder, newest first.</p><table><tr><th>run</th><th>started (UTC)</th><th>workload</th><th>faults</th><th>nodes / shards</th><th>duration</th><th>ops</th><th>verdict</th><th>seed</th></tr>"#,
+        runs.len()
+    );
+    for (name, s) in &runs {
+        let st = &s["settings"];
+        let ops: u64 = ["ok", "fail", "info"]
+            .iter()
+            .filter_map(|k| s["counts"][k].as_u64())
+            .sum();
+        let verdict = s["verdict"].as_str().unwrap_or("incomplete");
+        let page = Path::new(name).join("index.html");
+        let link = if root.join(&page).is_file() {
+            format!(
+                r#"<a href="{}">{}</a>"#,
+                esc(&page.to_string_lossy()),
+                esc(name)
+            )
+        } else {
+            esc(name)
+        };
+        let _ = write!(
+            h,
+            r#"<tr><td>{link}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td class="n">{}</td><td class="n">{}</td><td style="background:{}">{}</td><td class="n">{}</td></tr>"#,
+            esc(s["started_utc"].as_str().unwrap_or("?")),
+            esc(st["workload"].as_str().unwrap_or("?")),
+            esc(st["faults"].as_str().unwrap_or("?")),
+            st["nodes"],
+            st["shards"],
+            st["time_limit_s"]
+                .as_f64()
+                .map_or_else(|| "?".to_string(), |t| format!("{t} s")),
+            ops,
+            verdict_color(verdict),
+            esc(verdict),
+            s["seed"]
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}
