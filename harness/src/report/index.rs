@@ -25,12 +25,15 @@ pub fn index(root: &Path) -> String {
             (name, summary)
         })
         .collect();
-    // Folder names begin with the UTC time the run began.
-    runs.sort_by(|a, b| b.0.cmp(&a.0));
+    // Newest first: by the time the run began (folder names begin with it too).
+    runs.sort_by(|a, b| {
+        let started = |s: &Value| s["started_utc"].as_str().unwrap_or("").to_string();
+        (started(&b.1), &b.0).cmp(&(started(&a.1), &a.0))
+    });
     let mut h = String::new();
     let _ = write!(
         h,
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>raftkv harness runs</title><style>body{{font:14px/1.45 system-ui,sans-serif;margin:16px;color:#222}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #eee;text-align:left}}th{{background:#f6f6f6}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body><h1>Harness runs</h1><p>{} runs in this folder, newest first.</p><table><tr><th>run</th><th>started (UTC)</th><th>workload</th><th>faults</th><th>nodes / shards</th><th>duration</th><th>ops</th><th>verdict</th><th>seed</th></tr>"#,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>raftkv harness runs</title><style>body{{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap}}td:first-child{{white-space:normal;word-break:break-all;max-width:240px}}td.faults{{white-space:normal}}th{{background:#f6f6f6}}td.n{{text-align:right;font-variant-numeric:tabular-nums}}</style></head><body><h1>Harness runs</h1><p>{} runs in this folder, newest first.</p><table><tr><th>run</th><th>started (UTC)</th><th>workload</th><th>faults</th><th>nodes/shards</th><th>duration</th><th>ops</th><th>verdict</th><th>seed</th></tr>"#,
         runs.len()
     );
     for (name, s) in &runs {
@@ -52,10 +55,10 @@ pub fn index(root: &Path) -> String {
         };
         let _ = write!(
             h,
-            r#"<tr><td>{link}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td class="n">{}</td><td class="n">{}</td><td style="background:{}">{}</td><td class="n">{}</td></tr>"#,
-            esc(s["started_utc"].as_str().unwrap_or("?")),
+            r#"<tr><td>{link}</td><td>{}</td><td>{}</td><td class="faults">{}</td><td>{} / {}</td><td class="n">{}</td><td class="n">{}</td><td style="background:{}">{}</td><td class="n">{}</td></tr>"#,
+            esc(&readable_stamp(s["started_utc"].as_str().unwrap_or("?"))),
             esc(st["workload"].as_str().unwrap_or("?")),
-            esc(st["faults"].as_str().unwrap_or("?")),
+            esc(&st["faults"].as_str().unwrap_or("?").replace(',', ", ")),
             st["nodes"],
             st["shards"],
             st["time_limit_s"]
@@ -69,4 +72,22 @@ pub fn index(root: &Path) -> String {
     }
     h.push_str("</table></body></html>\n");
     h
+}
+
+/// `20261201T192408Z` as `2026-12-01 19:24:08`.
+fn readable_stamp(stamp: &str) -> String {
+    let d: Vec<char> = stamp.chars().collect();
+    if d.len() != 16 || d[8] != 'T' {
+        return stamp.to_string();
+    }
+    let part = |a: usize, b: usize| d[a..b].iter().collect::<String>();
+    format!(
+        "{}-{}-{} {}:{}:{}",
+        part(0, 4),
+        part(4, 6),
+        part(6, 8),
+        part(9, 11),
+        part(11, 13),
+        part(13, 15)
+    )
 }

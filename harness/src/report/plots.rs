@@ -237,29 +237,39 @@ pub fn throughput(run: &RunData) -> String {
 }
 
 fn polyline(plot: &Plot, points: &[(f64, f64)], color: &str, dash: &str) -> String {
-    let mut d = String::new();
-    let mut pen_up = true;
-    for (x, y) in points {
+    // Stretches of points between gaps (NaN); a stretch of one point is drawn as a dot, since a
+    // line through one point shows nothing.
+    let mut stretches: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for &(x, y) in points {
         if x.is_nan() {
-            // A gap: the next point starts a new stretch.
-            pen_up = true;
+            stretches.push(Vec::new());
+        } else {
+            stretches
+                .last_mut()
+                .expect("one stretch at least")
+                .push((plot.px(x), plot.py(y)));
+        }
+    }
+    let mut d = String::new();
+    let mut dots = String::new();
+    for stretch in stretches.iter().filter(|s| !s.is_empty()) {
+        if let [(x, y)] = stretch.as_slice() {
+            let _ = write!(
+                dots,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" fill="{color}"/>"#
+            );
             continue;
         }
-        let _ = write!(
-            d,
-            "{}{:.1} {:.1}",
-            if pen_up { "M" } else { "L" },
-            plot.px(*x),
-            plot.py(*y)
-        );
-        pen_up = false;
+        for (i, (x, y)) in stretch.iter().enumerate() {
+            let _ = write!(d, "{}{x:.1} {y:.1}", if i == 0 { "M" } else { "L" });
+        }
     }
     let dash = if dash.is_empty() {
         String::new()
     } else {
         format!(r#" stroke-dasharray="{dash}""#)
     };
-    format!(r#"<path d="{d}" fill="none" stroke="{color}" stroke-width="1.6"{dash}/>"#)
+    format!(r#"<path d="{d}" fill="none" stroke="{color}" stroke-width="1.6"{dash}/>{dots}"#)
 }
 
 fn line_swatch(color: &str, dash: &str) -> String {
