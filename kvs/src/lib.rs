@@ -7,10 +7,12 @@
 //! - [`node`]: the runtime that hosts many groups (driver, peer transport).
 //! - [`client`]: the async cluster client; [`config`]: the YAML configuration.
 //! - [`local`], [`bench`], [`status`]: local clusters of real processes, the benchmark, `kvs status`.
+//! - [`bugs`]: planted bugs (`kvs serve --bug NAME`), off by default, each breaking one rule.
 //! - [`sockets`]: non-blocking socket helpers shared by the server, the transport and the harness.
 
 pub mod api;
 pub mod bench;
+pub mod bugs;
 pub mod client;
 pub mod config;
 pub mod local;

@@ -28,10 +28,10 @@ enum Command {
         /// This node's id in the configuration.
         #[arg(long)]
         id: u64,
-        /// DANGER: serve reads from the leader's local state without ReadIndex. Reads are then
-        /// NOT linearizable; this exists only to show that the harness catches anomalies.
-        #[arg(long)]
-        unsafe_local_reads: bool,
+        /// DANGER: plant a bug that breaks one correctness rule (repeatable), only to show that
+        /// the harness catches anomalies. `stale-reads` serves reads without ReadIndex.
+        #[arg(long = "bug", value_name = "NAME", value_enum)]
+        bugs: Vec<kvs::bugs::Bug>,
         /// Exit (SIGKILL) when the thread that started this node exits, provided the parent's
         /// pid is PID; test clusters and the harness use it so that no node outlives them.
         #[arg(long, value_name = "PID")]
@@ -184,11 +184,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, node_config: Option<ClusterConfig>) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve {
-            id,
-            unsafe_local_reads,
-            ..
-        } => {
+        Command::Serve { id, bugs, .. } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
@@ -201,7 +197,9 @@ async fn run(cli: Cli, node_config: Option<ClusterConfig>) -> anyhow::Result<Exi
             kvs::node::serve(
                 config,
                 NodeId(id),
-                kvs::node::ServeOptions { unsafe_local_reads },
+                kvs::node::ServeOptions {
+                    bugs: bugs.into_iter().collect(),
+                },
             )
             .await?;
             Ok(ExitCode::SUCCESS)

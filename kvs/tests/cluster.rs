@@ -413,26 +413,112 @@ async fn garbage_on_the_peer_port_closes_only_that_connection() {
     );
 }
 
+async fn info_server(c: &common::TestCluster, i: usize) -> String {
+    let info = raw_command(c.client_addrs()[i], &["INFO", "server"]).await;
+    let Some(Frame::Bulk(text)) = info else {
+        panic!("INFO failed: {info:?}")
+    };
+    String::from_utf8_lossy(&text).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsafe_local_reads_are_off_by_default_and_loud_when_on() {
     let safe = common::start(1, 1, 10_000, &[]).await;
-    let info = raw_command(safe.client_addrs()[0], &["INFO", "server"]).await;
-    let Some(Frame::Bulk(text)) = info else {
-        panic!("INFO failed: {info:?}")
-    };
-    assert!(String::from_utf8_lossy(&text).contains("unsafe_local_reads:0"));
+    let text = info_server(&safe, 0).await;
+    assert!(text.contains("planted_bugs:\r\n"), "{text}");
+    let log = std::fs::read_to_string(safe.log_path(0)).unwrap_or_default();
+    assert!(
+        !log.contains("planted bug"),
+        "a warning without a bug: {log}"
+    );
     drop(safe);
-    let unsafe_cluster = common::start(1, 1, 10_000, &["--unsafe-local-reads"]).await;
-    let info = raw_command(unsafe_cluster.client_addrs()[0], &["INFO", "server"]).await;
-    let Some(Frame::Bulk(text)) = info else {
-        panic!("INFO failed: {info:?}")
-    };
-    assert!(String::from_utf8_lossy(&text).contains("unsafe_local_reads:1"));
+    let unsafe_cluster = common::start(1, 1, 10_000, &["--bug", "stale-reads"]).await;
+    let text = info_server(&unsafe_cluster, 0).await;
+    assert!(text.contains("planted_bugs:stale-reads\r\n"), "{text}");
     let log = std::fs::read_to_string(unsafe_cluster.log_path(0)).unwrap_or_default();
     assert!(
-        log.contains("NOT linearizable"),
-        "no loud warning in the log"
+        log.contains("kvs: WARNING: --bug stale-reads breaks the rule: reads are linearizable"),
+        "no loud warning in the log: {log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_bugs_are_named_on_stderr_and_in_info() {
+    let c = common::start(
+        1,
+        1,
+        10_000,
+        &["--bug", "vote-twice", "--bug", "skip-fsync"],
+    )
+    .await;
+    let text = info_server(&c, 0).await;
+    assert!(
+        text.contains("planted_bugs:vote-twice,skip-fsync\r\n"),
+        "{text}"
+    );
+    // The node's stderr goes to its log file.
+    let log = std::fs::read_to_string(c.log_path(0)).unwrap_or_default();
+    for expected in [
+        "kvs: WARNING: planted bugs are on (vote-twice,skip-fsync)",
+        "kvs: WARNING: --bug vote-twice breaks the rule: a node grants at most one vote per term",
+        "kvs: WARNING: --bug skip-fsync breaks the rule:",
+        "planted bug on",
+    ] {
+        assert!(
+            log.contains(expected),
+            "{expected:?} missing from the log: {log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_ack_before_commit_answers_writes_no_majority_holds() {
+    let c = common::start(3, 1, 10_000, &["--bug", "ack-before-commit"]).await;
+    let (leader, _) = leader_of(&c, 0).await.expect("a leader");
+    let addr = c.client_addrs()[leader];
+    assert_eq!(
+        raw_command(addr, &["INCR", "n"]).await,
+        Some(Frame::Integer(1))
+    );
+    assert_eq!(
+        raw_command(addr, &["INCR", "n"]).await,
+        Some(Frame::Integer(2))
+    );
+    // Let the pipeline drain so the leader's copy of the state is in step with its log.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    for &f in &followers {
+        c.signal(f, Signal::SIGSTOP);
+    }
+    // No follower can hold the entry, so it cannot commit; the bug answers it anyway, with the
+    // outcome it would have (a correct node answers "outcome unknown" after its write timeout).
+    let reply =
+        tokio::time::timeout(Duration::from_secs(1), raw_command(addr, &["INCR", "n"])).await;
+    for &f in &followers {
+        c.signal(f, Signal::SIGCONT);
+    }
+    assert_eq!(reply.ok().flatten(), Some(Frame::Integer(3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_forget_vote_never_writes_the_vote() {
+    use kvs::raft::NodeId;
+    use kvs::storage::{GroupId, Wal, WalOptions};
+    for bug in [false, true] {
+        let args: &[&str] = if bug { &["--bug", "forget-vote"] } else { &[] };
+        let mut c = common::start(1, 1, 10_000, args).await;
+        let (leader, term) = leader_of(&c, 0).await.expect("a leader");
+        assert_eq!(leader, 0);
+        c.stop_all();
+        let dir = c.config.data_dir_for(NodeId(c.config.nodes[0].id));
+        let wal = Wal::open(&dir.join("wal"), WalOptions::default()).unwrap();
+        let hs = wal.hard_state(GroupId(0));
+        assert_eq!(hs.term.0, term, "bug {bug}");
+        // The single node voted for itself to lead; with the bug that vote never reached disk,
+        // so after a restart it could vote for another candidate in the same term.
+        let expected = if bug { None } else { Some(NodeId(1)) };
+        assert_eq!(hs.vote, expected, "bug {bug}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -524,3 +524,30 @@ fn preallocated_segments_recover_cleanly_roll_trimmed_and_keep_appending() {
         .unwrap();
     assert_eq!(got, entries(next - 20, 20));
 }
+
+#[test]
+fn planted_skip_fsync_reports_durable_without_syncing() {
+    for bug in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = WalOptions {
+            fsync: true,
+            bug_skip_fsync: bug,
+            ..WalOptions::default()
+        };
+        let g = GroupId(3);
+        {
+            let mut wal = Wal::open(dir.path(), options.clone()).unwrap();
+            wal.append_entries(g, &entries(1, 5, 1, "e")).unwrap();
+            wal.sync().unwrap();
+            wal.append_entries(g, &entries(6, 5, 1, "e")).unwrap();
+            wal.sync().unwrap();
+            wal.sync().unwrap(); // nothing new: no sync either way
+            let expected = if bug { 0 } else { 2 };
+            assert_eq!(wal.syncs_made(), expected, "bug {bug}");
+        }
+        // The records still reached the kernel with write(): a process restart (not a power
+        // loss) finds them.
+        let wal = Wal::open(dir.path(), options).unwrap();
+        assert_eq!(wal.last_index(g), LogIndex(10), "bug {bug}");
+    }
+}

@@ -18,6 +18,7 @@ use super::cmd::info::{NodeStatus, ShardStatus};
 use super::cmd::{ClusterRequest, Request};
 use super::frame::{Frame, FrameError};
 use super::reply;
+use crate::bugs::BugSet;
 use crate::config::ClusterConfig;
 use crate::node::driver::{
     flush_later, ClientOp, DriverInput, Flush, InboxSender, OpKind, OpReply, Responder,
@@ -49,8 +50,8 @@ pub struct ServerContext {
     pub view: Arc<RwLock<NodeView>>,
     /// The driver's inbox.
     pub inbox: InboxSender,
-    /// Reads bypass ReadIndex (deliberately unsafe, for the harness).
-    pub unsafe_local_reads: bool,
+    /// The planted bugs this node runs with (for INFO's `planted_bugs`); see [`crate::bugs`].
+    pub planted_bugs: BugSet,
     /// Open client connections.
     pub connections: AtomicUsize,
     /// Leaders of shards hosted elsewhere, as their leaders announced.
@@ -506,7 +507,7 @@ fn info(ctx: &ServerContext, section: Option<&str>) -> Frame {
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: ctx.started.elapsed().as_secs(),
         connected_clients: ctx.connections.load(Ordering::Relaxed),
-        unsafe_local_reads: ctx.unsafe_local_reads,
+        planted_bugs: ctx.planted_bugs,
     };
     let mut reply = super::cmd::info::reply(section, &node, &shards);
     if matches!(

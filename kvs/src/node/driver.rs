@@ -8,15 +8,21 @@
 //! is the persistence rule of the `Ready` contract (term, vote and entries on disk before any
 //! vote or append response, and before the leader counts itself toward a majority).
 //!
+//! Planted bugs (see [`crate::bugs`]) that live here, each guarded by its flag in
+//! [`DriverConfig::bugs`]: `stale-reads` (reads without ReadIndex), `ack-before-commit` (writes
+//! answered when proposed) and `forget-vote` (vote answers before the hard state is durable, and
+//! no vote written).
+//!
 //! The driver never waits on a socket. Its inbox is bounded; when it is full, peers' batches are
 //! dropped (Raft tolerates loss) and clients get `-TRYAGAIN` at once.
 
 use super::transport::{Batch, Transport};
 use super::view::{NodeView, ShardView};
 use super::wal_worker::{PersistItem, WalJob};
+use crate::bugs::{Bug, BugSet};
 use crate::raft::{
-    Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, ProgressState, RawNode, Ready,
-    Restored, Role, Snapshot, SnapshotMeta, Term,
+    Entry, EntryKind, HardState, LogIndex, Message, MessageBody, NodeId, ProgressState, RawNode,
+    Ready, Restored, Role, Snapshot, SnapshotMeta, Term,
 };
 use crate::shard::ShardId;
 use crate::sm::{Command, Outcome, Query, StateMachine};
@@ -127,7 +133,7 @@ pub enum OpKind {
     /// A state machine command, replicated through the log.
     Write(Command),
     /// A read (GET, MGET, EXISTS, SMEMBERS, SISMEMBER, SCARD), served after ReadIndex
-    /// confirms it (or locally, when unsafe reads are on).
+    /// confirms it (or locally, with the planted bug `stale-reads`).
     Read(Query),
 }
 
@@ -169,8 +175,9 @@ pub struct DriverConfig {
     pub write_timeout: Duration,
     /// How long a read may wait for its confirmation before it is answered "try again".
     pub read_timeout: Duration,
-    /// Serve reads from local state without ReadIndex: BREAKS LINEARIZABILITY, for the harness.
-    pub unsafe_local_reads: bool,
+    /// Planted bugs, empty normally; the driver acts on `StaleReads`, `AckBeforeCommit` and
+    /// `ForgetVote` (the core and the storage get theirs from their own configurations).
+    pub bugs: BugSet,
     /// Inputs taken in one round before the groups are stepped.
     pub round_inputs_max: usize,
 }
@@ -227,6 +234,10 @@ pub struct Group {
     deferred_readies: usize,
     /// The replica that should lead this shard when it can (see [`Driver::balance_leaders`]).
     preferred_leader: NodeId,
+    /// PLANTED BUG `ack-before-commit` only (else always `None`): a copy of the state machine
+    /// that has applied every entry of this leader's log up to its `applied` index, in the
+    /// term given, to compute the outcome of writes answered before they commit.
+    speculative: Option<(Term, StateMachine)>,
     /// While this node leads: the term, and the tick at which it started leading in it.
     leading_since: Option<(Term, u64)>,
     /// The tick before which no new transfer to the preferred replica is tried.
@@ -274,6 +285,7 @@ impl Group {
             applied_term,
             durable_term_vote,
             deferred_readies: 0,
+            speculative: None,
             preferred_leader,
             leading_since: None,
             next_transfer_tick: 0,
@@ -490,6 +502,12 @@ impl Driver {
         match op.kind {
             OpKind::Write(cmd) => match g.raw.propose(cmd.encode()) {
                 Ok((term, index)) => {
+                    if self.cfg.bugs.contains(Bug::AckBeforeCommit) {
+                        if let Some(outcome) = speculate(g, term, index, &cmd) {
+                            op.reply.send(OpReply::Applied(outcome));
+                            return;
+                        }
+                    }
                     g.writes.insert(
                         index,
                         PendingWrite {
@@ -507,8 +525,10 @@ impl Driver {
                 }
             },
             OpKind::Read(query) => {
-                if self.cfg.unsafe_local_reads {
-                    // Deliberately unsafe: no confirmation that this node still leads.
+                if self.cfg.bugs.contains(Bug::StaleReads) {
+                    // PLANTED BUG `stale-reads` (breaks linearizable reads, Raft thesis §6.4): no
+                    // confirmation that this node still leads, so a deposed leader that does
+                    // not know it yet answers from stale state.
                     let reply = serve_read(&g.sm, &query);
                     op.reply.send(reply);
                 } else {
@@ -654,8 +674,33 @@ impl Driver {
         //    - heartbeats and their responses, which promise nothing about the log (this keeps
         //      ReadIndex confirmation off the disk's critical path).
         let mut early: Vec<(ShardId, Message)> = Vec::new();
+        let forget_vote = self.cfg.bugs.contains(Bug::ForgetVote);
         for (shard, ready) in &mut readies {
             let g = &self.groups[shard];
+            if forget_vote {
+                // PLANTED BUG `forget-vote` (breaks Raft Figure 2: currentTerm and votedFor are
+                // on stable storage before responding to RPCs): vote answers leave now, before
+                // this round's hard state is written, and a vote not already on disk is never
+                // written (`forget_new_vote`), so a node that restarts can vote again in the
+                // term.
+                ready.hard_state = ready
+                    .hard_state
+                    .map(|hs| forget_new_vote(hs, g.durable_term_vote));
+                early.extend(
+                    ready
+                        .messages
+                        .extract_if(.., |m| {
+                            matches!(
+                                m.body,
+                                MessageBody::RequestVoteResponse {
+                                    pre_vote: false,
+                                    ..
+                                }
+                            )
+                        })
+                        .map(|m| (*shard, m)),
+                );
+            }
             let term_vote_durable = ready
                 .hard_state
                 .is_none_or(|hs| (hs.term, hs.vote) == g.durable_term_vote);
@@ -922,6 +967,47 @@ fn leader_silent(g: &Group, me: NodeId, ticks: u64, heartbeat_ticks: u32) -> boo
     role != Role::Leader
         && leader.is_some_and(|l| l != me)
         && ticks.saturating_sub(g.leader_heard_tick) > silence_ticks_max
+}
+
+/// PLANTED BUG `forget-vote`: the hard state as written to disk. A vote is never written unless
+/// the same term's vote is already there (`durable` is the term and vote on disk), so what the
+/// node granted this term is forgotten in a crash. Keeping a vote already on disk (written by a
+/// run without the bug) keeps the WAL's own check that a term's vote never changes.
+fn forget_new_vote(hs: HardState, durable: (Term, Option<NodeId>)) -> HardState {
+    let vote = if hs.term == durable.0 {
+        durable.1
+    } else {
+        None
+    };
+    HardState { vote, ..hs }
+}
+
+/// PLANTED BUG `ack-before-commit` (breaks Raft §5.3/§8: a write is acknowledged only once
+/// committed, i.e. held by a majority): the outcome the write proposed at `index` in `term` will
+/// have if this leader's log commits through it, for answering the client now, before a single
+/// replica (this one included) has it on disk.
+///
+/// The outcome is exact, not guessed: it is computed on a copy of the state machine that has
+/// applied every entry of the log before `index` (kept in `g.speculative` and extended write by
+/// write). When no such copy can be had (entries before `index` are neither applied nor in the
+/// copy: the term's no-op, or writes proposed while the copy was stale), it returns `None` and
+/// the write waits for its commit as usual.
+fn speculate(g: &mut Group, term: Term, index: LogIndex, cmd: &Command) -> Option<Outcome> {
+    let in_step = g
+        .speculative
+        .as_ref()
+        .is_some_and(|(t, sm)| *t == term && sm.applied().next() == index);
+    if !in_step {
+        // Entries up to `applied` are committed, so by Leader Completeness (§5.4) they are this
+        // leader's log: a copy of the state machine is the log's state just before `index`.
+        if g.sm.applied().next() != index {
+            g.speculative = None;
+            return None;
+        }
+        g.speculative = Some((term, g.sm.clone()));
+    }
+    let (_, sm) = g.speculative.as_mut().expect("set above");
+    Some(sm.apply(index, cmd))
 }
 
 /// Applies a Ready's snapshot and committed entries to the state machine and answers the writes

@@ -29,6 +29,7 @@ pub mod wal_worker;
 pub mod wire;
 
 use crate::api::server::{self, ServerContext};
+use crate::bugs::{Bug, BugSet};
 use crate::config::ClusterConfig;
 use crate::raft::{self, NodeId, Restored};
 use crate::storage::{recover_group, GroupId, RecoveredGroup, SnapshotStore, Wal, WalOptions};
@@ -43,10 +44,9 @@ use view::NodeView;
 /// Switches for `kvs serve` beyond the cluster configuration.
 #[derive(Clone, Debug, Default)]
 pub struct ServeOptions {
-    /// Serve reads from the leader's local state without ReadIndex. This BREAKS
-    /// linearizability (a deposed leader can serve stale reads); it exists so the harness can
-    /// show that it catches real anomalies.
-    pub unsafe_local_reads: bool,
+    /// Planted bugs (`--bug NAME`), each breaking one correctness rule on purpose so the harness
+    /// can show that it catches real anomalies; empty normally. See [`crate::bugs`].
+    pub bugs: BugSet,
 }
 
 /// The capacity of the driver's inbox (peer batches and client operations).
@@ -70,6 +70,31 @@ fn cluster_tag(config: &ClusterConfig) -> u64 {
     h
 }
 
+/// Says loudly, on stderr and in the log, which planted bugs are on and the rule each breaks.
+fn warn_planted_bugs(me: NodeId, bugs: BugSet) {
+    if bugs.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        node = me.0,
+        bugs = %bugs,
+        "UNSAFE: planted bugs are on; this node breaks correctness rules on purpose"
+    );
+    eprintln!(
+        "kvs: WARNING: planted bugs are on ({bugs}); this node is NOT correct. Use it only to \
+         test the checker."
+    );
+    for b in bugs.iter() {
+        tracing::warn!(
+            node = me.0,
+            bug = b.name(),
+            rule = b.rule(),
+            "planted bug on"
+        );
+        eprintln!("kvs: WARNING: --bug {b} breaks the rule: {}", b.rule());
+    }
+}
+
 /// Runs node `me` of `config` until SIGTERM or Ctrl-C.
 ///
 /// # Errors
@@ -80,16 +105,8 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         .node(me)
         .with_context(|| format!("node {} is not in the configuration", me.0))?
         .clone();
-    if options.unsafe_local_reads {
-        tracing::warn!(
-            node = me.0,
-            "UNSAFE: --unsafe-local-reads is on; reads skip ReadIndex and are NOT linearizable"
-        );
-        eprintln!(
-            "kvs: WARNING: --unsafe-local-reads is on: reads are served from local state without \
-             ReadIndex and are NOT linearizable. Use it only to test the checker."
-        );
-    }
+    let bugs = options.bugs;
+    warn_planted_bugs(me, bugs);
     let dir = config.data_dir_for(me);
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the data directory {}", dir.display()))?;
@@ -97,11 +114,14 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         &dir.join("wal"),
         WalOptions {
             fsync: config.fsync,
+            bug_skip_fsync: bugs.contains(Bug::SkipFsync),
             ..WalOptions::default()
         },
     )
     .with_context(|| format!("opening the write-ahead log in {}", dir.display()))?;
-    let snapshots = SnapshotStore::open(&dir.join("snapshots"), config.fsync)
+    // PLANTED BUG `skip-fsync` also saves snapshots without their fsyncs (file and directory).
+    let snapshot_fsync = config.fsync && !bugs.contains(Bug::SkipFsync);
+    let snapshots = SnapshotStore::open(&dir.join("snapshots"), snapshot_fsync)
         .with_context(|| format!("opening the snapshots in {}", dir.display()))?;
 
     let shard_map = config.shard_map().context("placing the shards")?;
@@ -128,6 +148,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         );
         raft_config.election_ticks = config.election_ticks;
         raft_config.heartbeat_ticks = config.heartbeat_ticks;
+        raft_config.bugs = bugs;
         let mut g = Group::new(
             info.id,
             raft_config,
@@ -188,7 +209,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         snapshot_log_entries_max: config.snapshot_log_entries_max,
         write_timeout: Duration::from_millis(config.tick_ms * u64::from(config.election_ticks) * 4),
         read_timeout: Duration::from_millis(config.tick_ms * u64::from(config.election_ticks) * 2),
-        unsafe_local_reads: options.unsafe_local_reads,
+        bugs,
         round_inputs_max: 4096,
     };
     let (wal_jobs, wal_rx) = std::sync::mpsc::channel();
@@ -223,7 +244,7 @@ pub async fn serve(config: ClusterConfig, me: NodeId, options: ServeOptions) -> 
         shard_map,
         view,
         inbox: inbox_tx.clone(),
-        unsafe_local_reads: options.unsafe_local_reads,
+        planted_bugs: bugs,
         connections: AtomicUsize::new(0),
         remote_leaders,
         started: std::time::Instant::now(),

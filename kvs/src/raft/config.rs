@@ -3,6 +3,7 @@
 
 use super::errors::ConfigError;
 use super::types::NodeId;
+use crate::bugs::BugSet;
 
 /// The configuration of one member of one Raft group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,11 +31,15 @@ pub struct Config {
     pub check_quorum: bool,
     /// Seeds the election jitter. Mixed with `id`, so one seed can serve a whole group.
     pub seed: u64,
+    /// Planted bugs (see [`crate::bugs`]); empty by default. The core acts on
+    /// `ReadIndexWithoutQuorum`, `VoteTwice` and `CommitOldTerm` and ignores the others.
+    pub bugs: BugSet,
 }
 
 impl Config {
     /// A configuration with the defaults: election after 10 ticks, heartbeat every tick,
-    /// 256 messages / 8 MiB in flight, 1 MiB per message, pre-vote and check-quorum on.
+    /// 256 messages / 8 MiB in flight, 1 MiB per message, pre-vote and check-quorum on, no
+    /// planted bug.
     #[must_use]
     pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> Config {
         Config {
@@ -48,6 +53,7 @@ impl Config {
             pre_vote: true,
             check_quorum: true,
             seed,
+            bugs: BugSet::none(),
         }
     }
 

@@ -2,6 +2,10 @@
 //! commitment, ReadIndex and leadership transfer. Rules cite the Raft paper (Ongaro & Ousterhout,
 //! 2014, "§") or Ongaro's thesis (2014, "thesis §").
 //!
+//! Planted bugs (see [`crate::bugs`]), off unless [`Config::bugs`] names them, each break one
+//! rule here, at the code that keeps it: `read-index-without-quorum` (`reads_release_at_once`),
+//! `vote-twice` (`handle_request_vote`) and `commit-old-term` (`maybe_commit`).
+//!
 //! Pure: it reads no clock and does no I/O. Outputs (messages, read states, failed reads) are
 //! queued here and handed out by `raw_node.rs` in a `Ready`.
 
@@ -14,6 +18,7 @@ use super::read_only::{ReadOnly, READS_PENDING_MAX};
 use super::types::{
     Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, ReadState, Role, Snapshot, Term,
 };
+use crate::bugs::Bug;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 
@@ -24,7 +29,8 @@ pub const UNCOMMITTED_ENTRIES_MAX: u64 = 1 << 20;
 /// The protocol state of one member.
 ///
 /// Invariants: `leader == Some(id)` iff `role == Leader`; `vote`, once set in a term, never
-/// changes within it; `progress` holds every voter (this node included) while leader.
+/// changes within it (even with the planted `VoteTwice`, which grants without recording);
+/// `progress` holds every voter (this node included) while leader.
 #[derive(Debug)]
 pub(crate) struct Raft {
     pub(crate) id: NodeId,
@@ -398,11 +404,20 @@ impl Raft {
         self.log.term(self.log.committed) == Some(self.term)
     }
 
+    /// Whether a recorded read is released at once, without a confirmation round: a single
+    /// voter is its own majority; otherwise only with the planted bug.
+    fn reads_release_at_once(&self) -> bool {
+        // PLANTED BUG `read-index-without-quorum` (breaks thesis §6.4 step 3: the leader must
+        // confirm it still leads by a heartbeat round acknowledged by a majority before
+        // releasing a read): a deposed leader that does not know it yet serves stale reads.
+        self.quorum() == 1 || self.config.bugs.contains(Bug::ReadIndexWithoutQuorum)
+    }
+
     /// Records a read at the current commit index and starts its confirmation round (§6.4
     /// steps 2–3). A single voter is its own majority and releases at once.
     fn record_read(&mut self, ctx: u64) {
         let index = self.log.committed;
-        if self.quorum() == 1 {
+        if self.reads_release_at_once() {
             self.read_states.push(ReadState { ctx, index });
             return;
         }
@@ -587,7 +602,11 @@ impl Raft {
     ) {
         let can_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
-            || (pre_vote && term > self.term);
+            || (pre_vote && term > self.term)
+            // PLANTED BUG `vote-twice` (breaks §5.2: at most one vote per term, which is what
+            // makes a term's majority, and so its leader, unique): a node that already voted
+            // in this term grants another candidate too. Pre-votes are unchanged.
+            || (!pre_vote && self.vote.is_some() && self.config.bugs.contains(Bug::VoteTwice));
         if can_vote && self.log.is_up_to_date(last_log_index, last_log_term) {
             // The answer carries the request's term: for a pre-vote that is the prospective term,
             // so the pre-candidate can tell answers of this round from stale ones.
@@ -601,7 +620,11 @@ impl Raft {
             );
             if !pre_vote {
                 self.election_elapsed = 0;
-                self.vote = Some(from);
+                // Without the planted `vote-twice` the vote is unset or already `from`; with it
+                // the first vote stays recorded (the hard state never changes a term's vote).
+                if self.vote.is_none() {
+                    self.vote = Some(from);
+                }
             }
         } else {
             self.send(
@@ -959,16 +982,23 @@ impl Raft {
             .extend(self.progress.values().map(|p| p.match_index));
         self.match_scratch.sort_unstable_by(|a, b| b.cmp(a));
         let majority_index = self.match_scratch[self.quorum() - 1];
-        if majority_index <= self.log.committed || self.log.term(majority_index) != Some(self.term)
-        {
+        // PLANTED BUG `commit-old-term` (breaks §5.4.2, Figure 8): with it an entry of an earlier
+        // term commits once a majority holds it, though a later leader may still overwrite it.
+        let counting_allowed = self.log.term(majority_index) == Some(self.term)
+            || self.config.bugs.contains(Bug::CommitOldTerm);
+        if majority_index <= self.log.committed || !counting_allowed {
             return false;
         }
         self.log.commit_to(majority_index);
         // §6.4: reads that waited for this term's first commit can now record their index.
+        // (Only the planted `commit-old-term` can commit here without reaching this term.)
+        if !self.committed_in_term() {
+            return true;
+        }
         let awaiting = self.read_only.take_awaiting();
         if !awaiting.is_empty() {
             let index = self.log.committed;
-            let single = self.quorum() == 1;
+            let single = self.reads_release_at_once();
             for &(ctx, _) in &awaiting {
                 if single {
                     self.read_states.push(ReadState { ctx, index });

@@ -858,3 +858,122 @@ fn transfer_aborts_after_an_election_timeout() {
     assert_eq!(c.node(1).status().transfer_target, None);
     assert!(c.node(1).propose(Bytes::from_static(b"x")).is_ok());
 }
+
+// ---- planted bugs (crate::bugs): each breaks exactly its rule, and only when on ----------
+
+fn with_bug(mut c: Config, bug: Option<crate::bugs::Bug>) -> Config {
+    if let Some(b) = bug {
+        c.bugs.insert(b);
+    }
+    c
+}
+
+#[test]
+fn planted_vote_twice_grants_a_second_candidate_in_one_term() {
+    use crate::bugs::Bug;
+    for bug in [None, Some(Bug::VoteTwice)] {
+        let c = with_bug(config(1, 3), bug);
+        let mut n = RawNode::new(c, restored(&[], 5, 0)).unwrap();
+        n.step(vote_request(2, 1, 5, 0, 0)).unwrap();
+        let rd = drain(&mut n);
+        assert_eq!(rd.messages, vec![vote_response(1, 2, 5, true)]);
+        n.step(vote_request(3, 1, 5, 0, 0)).unwrap();
+        let rd = drain(&mut n);
+        let granted = bug.is_some();
+        assert_eq!(
+            rd.messages,
+            vec![vote_response(1, 3, 5, granted)],
+            "{bug:?}"
+        );
+        // The first vote stays the recorded one either way.
+        assert_eq!(rd.hard_state, None);
+        assert_eq!(n.status().vote, Some(NodeId(2)));
+    }
+}
+
+#[test]
+fn planted_vote_twice_keeps_the_log_rule_and_pre_vote() {
+    use crate::bugs::Bug;
+    let c = with_bug(config(1, 3), Some(Bug::VoteTwice));
+    // Our log: terms [1, 2]; a candidate with last (1, t1) is behind.
+    let mut n = RawNode::new(c, restored(&[1, 2], 5, 0)).unwrap();
+    n.step(vote_request(2, 1, 5, 2, 2)).unwrap();
+    let _ = drain(&mut n);
+    n.step(vote_request(3, 1, 5, 1, 1)).unwrap();
+    assert_eq!(drain(&mut n).messages, vec![vote_response(1, 3, 5, false)]);
+}
+
+#[test]
+fn planted_commit_old_term_commits_figure_8_entry_by_count() {
+    use crate::bugs::Bug;
+    for bug in [None, Some(Bug::CommitOldTerm)] {
+        // Figure 8: n1 holds an uncommitted term-2 entry at index 2 and leads term 3.
+        let c = with_bug(config(1, 3), bug);
+        let mut n1 = RawNode::new(c, restored(&[1, 2], 2, 1)).unwrap();
+        n1.campaign();
+        let _ = drain(&mut n1);
+        n1.step(vote_response(2, 1, 3, true)).unwrap();
+        let _ = drain(&mut n1); // persists the no-op at 3
+        n1.step(msg(
+            2,
+            1,
+            3,
+            MessageBody::AppendEntriesResponse {
+                reject: false,
+                index: LogIndex(2),
+                reject_hint: None,
+            },
+        ))
+        .unwrap();
+        let expected = if bug.is_some() { 2 } else { 1 };
+        assert_eq!(n1.status().commit, LogIndex(expected), "{bug:?}");
+        let rd = drain(&mut n1);
+        let indexes: Vec<u64> = rd.committed_entries.iter().map(|e| e.index.0).collect();
+        let expected: Vec<u64> = if bug.is_some() { vec![2] } else { vec![] };
+        assert_eq!(indexes, expected);
+    }
+}
+
+#[test]
+fn planted_read_index_without_quorum_releases_before_any_heartbeat_ack() {
+    use crate::bugs::Bug;
+    for bug in [None, Some(Bug::ReadIndexWithoutQuorum)] {
+        let mut c = Cluster::new(3, |c| {
+            if let Some(b) = bug {
+                c.bugs.insert(b);
+            }
+        });
+        c.elect(1);
+        // Nobody can answer the heartbeat round.
+        c.isolated.insert(NodeId(2));
+        c.isolated.insert(NodeId(3));
+        c.node(1).read_index(9).unwrap();
+        c.stabilize();
+        let released = c.reads.get(&NodeId(1)).cloned().unwrap_or_default();
+        if bug.is_some() {
+            assert_eq!(
+                released,
+                vec![ReadState {
+                    ctx: 9,
+                    index: LogIndex(1)
+                }]
+            );
+        } else {
+            assert!(
+                released.is_empty(),
+                "released without a quorum: {released:?}"
+            );
+            // One follower's ack makes a majority with the leader.
+            c.isolated.remove(&NodeId(2));
+            c.node(1).tick();
+            c.stabilize();
+            assert_eq!(
+                c.reads[&NodeId(1)],
+                vec![ReadState {
+                    ctx: 9,
+                    index: LogIndex(1)
+                }]
+            );
+        }
+    }
+}

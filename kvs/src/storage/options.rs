@@ -22,6 +22,10 @@ pub struct WalOptions {
     /// size (measured here: 25-40% faster syncs). The zeros after the last record of the last
     /// segment are the preallocated space, not damage. On by default.
     pub preallocate: bool,
+    /// PLANTED BUG `skip-fsync` (see [`crate::bugs`]): [`super::Wal::sync`] writes to the OS
+    /// and reports the records durable without calling `fdatasync`, even with `fsync` on.
+    /// Off by default.
+    pub bug_skip_fsync: bool,
 }
 
 impl Default for WalOptions {
@@ -33,6 +37,7 @@ impl Default for WalOptions {
             write_buffer_bytes_max: 4 * 1024 * 1024,
             record_bytes_max: 256 * 1024 * 1024,
             preallocate: true,
+            bug_skip_fsync: false,
         }
     }
 }

@@ -7,6 +7,10 @@
 //! message of that round leaves the node (Raft paper Figure 2: persistent state is updated on
 //! stable storage before responding to RPCs).
 //!
+//! The planted bug `skip-fsync` ([`WalOptions::bug_skip_fsync`], see [`crate::bugs`]) makes
+//! `sync` skip its `fdatasync` while still reporting the records durable; [`Wal::syncs_made`]
+//! counts the `fdatasync` calls `sync` makes.
+//!
 //! Reads never scan files: every group keeps, per live entry, its term and the location of the
 //! record holding it (`group_log.rs`); entry payloads come from a byte-bounded cache or one
 //! positional read of that record, whose checksum is verified again.
@@ -61,6 +65,8 @@ pub struct Wal {
     // Set by the first failed write or sync: what reached the disk is unknown from then on
     // (a failed fsync cannot be retried safely), so every later write or sync fails.
     failed: bool,
+    // `fdatasync` calls made by `sync` (see [`Wal::syncs_made`]).
+    syncs_made: u64,
     groups: HashMap<GroupId, GroupLog>,
     cache: EntryCache,
     _lock: DirLock,
@@ -115,6 +121,7 @@ impl Wal {
             dirty: false,
             rolling: false,
             failed: false,
+            syncs_made: 0,
             groups: recovered.groups,
             cache: recovered.cache,
             _lock: lock,
@@ -407,16 +414,27 @@ impl Wal {
     fn sync_and_collect(&mut self) -> Result<(), StorageError> {
         if self.dirty {
             self.flush()?;
-            if self.options.fsync {
+            // PLANTED BUG `skip-fsync` (breaks the durability rule: what `sync` reports durable
+            // is on stable storage, Raft paper Figure 2): the records reached the kernel with
+            // write() above, but a power loss or kernel crash may still lose them.
+            if self.options.fsync && !self.options.bug_skip_fsync {
                 let active = self.active();
                 active
                     .file
                     .sync_data()
                     .map_err(|e| StorageError::io(&active.path, e))?;
+                self.syncs_made += 1;
             }
             self.dirty = false;
         }
         self.collect_garbage()
+    }
+
+    /// How many `fdatasync` calls [`Wal::sync`] has made since the log was opened (a `sync`
+    /// with nothing new appended makes none). For tests and diagnostics.
+    #[must_use]
+    pub fn syncs_made(&self) -> u64 {
+        self.syncs_made
     }
 
     /// Bytes the segment files take, including buffered appends.

@@ -1,8 +1,10 @@
 //! `INFO [section]`: a text report (per shard: role, term, leader, commit and applied index).
-//! The section name is lower-cased; at most one section is accepted.
+//! The section name is lower-cased; at most one section is accepted. The server section names the
+//! planted bugs the node runs with (`planted_bugs:` a comma list, empty normally).
 
 use super::{Args, CmdError, Request};
 use crate::api::Frame;
+use crate::bugs::BugSet;
 use crate::raft::types::{LogIndex, NodeId, Role, Term};
 use crate::shard::ShardId;
 use bytes::Bytes;
@@ -55,8 +57,8 @@ pub struct NodeStatus {
     pub uptime_secs: u64,
     /// Open client connections.
     pub connected_clients: usize,
-    /// Whether reads skip ReadIndex (the deliberately unsafe debug switch).
-    pub unsafe_local_reads: bool,
+    /// The planted bugs this node runs with (see [`crate::bugs`]); empty normally.
+    pub planted_bugs: BugSet,
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -81,11 +83,11 @@ pub fn reply(section: Option<&str>, node: &NodeStatus, shards: &[ShardStatus]) -
     let mut parts: Vec<String> = Vec::new();
     if wants("server") {
         parts.push(format!(
-            "# Server\r\nkvs_version:{}\r\nnode_id:{}\r\nuptime_in_seconds:{}\r\nunsafe_local_reads:{}\r\n",
+            "# Server\r\nkvs_version:{}\r\nnode_id:{}\r\nuptime_in_seconds:{}\r\nplanted_bugs:{}\r\n",
             node.version,
             node.node.0,
             node.uptime_secs,
-            u8::from(node.unsafe_local_reads),
+            node.planted_bugs,
         ));
     }
     if wants("clients") {

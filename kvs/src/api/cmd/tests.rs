@@ -709,7 +709,7 @@ fn info_reply_layout() {
         version: "0.1.0",
         uptime_secs: 5,
         connected_clients: 3,
-        unsafe_local_reads: false,
+        planted_bugs: crate::bugs::BugSet::none(),
     };
     let shards = [
         info::ShardStatus {
@@ -742,7 +742,7 @@ fn info_reply_layout() {
     assert_eq!(
         info::reply(None, &node, &shards),
         Frame::bulk(
-            "# Server\r\nkvs_version:0.1.0\r\nnode_id:2\r\nuptime_in_seconds:5\r\nunsafe_local_reads:0\r\n\
+            "# Server\r\nkvs_version:0.1.0\r\nnode_id:2\r\nuptime_in_seconds:5\r\nplanted_bugs:\r\n\
              \r\n# Clients\r\nconnected_clients:3\r\n\
              \r\n# Raft\r\n\
              shard_0:role=leader,term=4,leader=2,commit=10,applied=9,keys=7\r\n\
