@@ -37,6 +37,7 @@ fn spec(dir: &std::path::Path, faults: Vec<FaultKind>, concurrency: usize, secs:
         seed: 1,
         snapshot_log_entries_max: 1000,
         kvs_args: Vec::new(),
+        bugs: Vec::new(),
         check_budget: CheckBudget::default(),
         results_dir: Some(dir.to_path_buf()),
         results_root: dir.to_path_buf(),

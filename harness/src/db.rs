@@ -118,6 +118,8 @@ pub struct KvsOptions {
     pub snapshot_log_entries_max: u64,
     /// Extra arguments for every `kvs serve`.
     pub extra_args: Vec<String>,
+    /// Extra arguments for one node's `kvs serve`, by node id.
+    pub node_args: std::collections::BTreeMap<u64, Vec<String>>,
     /// Seed for the proxies' random choices.
     pub seed: u64,
 }
@@ -152,6 +154,7 @@ impl KvsDb {
         local.election_ticks = defaults.election_ticks;
         local.snapshot_log_entries_max = options.snapshot_log_entries_max;
         local.extra_args = options.extra_args.clone();
+        local.node_args = options.node_args.clone();
         let mut config = LocalCluster::layout(&local)?;
         let addrs: Vec<NodeAddrs> = config
             .nodes

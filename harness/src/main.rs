@@ -115,9 +115,13 @@ struct RunArgs {
     /// The kvs binary to test (default: the one next to the harness, built first if needed).
     #[arg(long)]
     kvs_bin: Option<PathBuf>,
-    /// An extra argument for every `kvs serve` (repeatable), e.g. --kvs-arg=--unsafe-local-reads.
+    /// An extra argument for every `kvs serve` (repeatable).
     #[arg(long = "kvs-arg", allow_hyphen_values = true)]
     kvs_args: Vec<String>,
+    /// Plant a bug in the store: NAME on every node, NAME@ID on node ID only (repeatable; see
+    /// `kvs serve --help` for the names). The summary and the page say which, in red.
+    #[arg(long = "bug", value_name = "NAME[@ID]")]
+    bugs: Vec<String>,
     /// Log entries after which a shard snapshots (low, so that chaos exercises snapshots and
     /// their transfer to nodes that fell behind).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -287,6 +291,16 @@ fn run_command(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_ARGS);
     }
+    let mut bugs = Vec::new();
+    for text in &args.bugs {
+        match harness::test::PlantedBug::parse(text, args.nodes) {
+            Ok(b) => bugs.push(b),
+            Err(e) => {
+                eprintln!("error: invalid value for '--bug': {e}");
+                return ExitCode::from(EXIT_BAD_ARGS);
+            }
+        }
+    }
     let seed = args.seed.unwrap_or_else(random_seed);
     let command_line = reproducing_command(seed);
     let spec = TestSpec {
@@ -306,6 +320,7 @@ fn run_command(args: RunArgs) -> ExitCode {
         seed,
         snapshot_log_entries_max: args.snapshot_entries,
         kvs_args: args.kvs_args,
+        bugs,
         check_budget: args.budget.budget(),
         results_dir: args.results,
         results_root: PathBuf::from("results"),

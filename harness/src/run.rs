@@ -161,7 +161,11 @@ async fn run_in(
             shard_count: spec.shard_count,
             replica_count: spec.replica_count,
             snapshot_log_entries_max: spec.snapshot_log_entries_max,
-            extra_args: spec.kvs_args.clone(),
+            extra_args: bug_args(spec, None),
+            node_args: (1..=spec.node_count as u64)
+                .map(|id| (id, bug_args(spec, Some(id))))
+                .filter(|(_, args)| !args.is_empty())
+                .collect(),
             seed: net_seed,
         },
         SETUP_READY_TIMEOUT,
@@ -397,6 +401,21 @@ impl Drop for TeardownGuard {
         self.done.trigger();
         self.db.teardown();
     }
+}
+
+/// The `kvs serve` arguments of every node (`node: None`: the extra arguments and the bugs
+/// planted everywhere) or of one node only (the bugs planted in it alone).
+fn bug_args(spec: &TestSpec, node: Option<u64>) -> Vec<String> {
+    let mut args = if node.is_none() {
+        spec.kvs_args.clone()
+    } else {
+        Vec::new()
+    };
+    for b in spec.bugs.iter().filter(|b| b.node == node) {
+        args.push("--bug".to_string());
+        args.push(b.bug.clone());
+    }
+    args
 }
 
 /// The verdict: the checker's, unless the cluster broke a liveness promise (a finding makes the
@@ -956,6 +975,7 @@ fn summary(
             "op_timeout_s": spec.op_timeout.as_secs_f64(),
             "snapshot_log_entries_max": spec.snapshot_log_entries_max,
             "kvs_args": spec.kvs_args,
+            "planted_bugs": spec.bugs.iter().map(crate::test::PlantedBug::label).collect::<Vec<_>>(),
             "check_budget": spec.check_budget,
         },
         "versions": {

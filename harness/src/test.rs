@@ -42,6 +42,8 @@ pub struct TestSpec {
     pub snapshot_log_entries_max: u64,
     /// Extra arguments for every `kvs serve`.
     pub kvs_args: Vec<String>,
+    /// Bugs planted in the store (`kvs serve --bug NAME`), on every node or on one.
+    pub bugs: Vec<PlantedBug>,
     /// The checker's budget.
     pub check_budget: CheckBudget,
     /// Where results go: this folder exactly, or a new folder under `results_root`.
@@ -70,5 +72,78 @@ impl TestSpec {
                 .collect::<Vec<_>>()
                 .join(sep)
         }
+    }
+}
+
+/// A bug planted in the store for a run: `NAME` on every node, or `NAME@ID` on node `ID` only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlantedBug {
+    /// The bug's name, as `kvs serve --bug` takes it.
+    pub bug: String,
+    /// The one node it is planted in, or every node.
+    pub node: Option<u64>,
+}
+
+impl PlantedBug {
+    /// Parses `NAME` or `NAME@ID` for a cluster of `node_count` nodes.
+    ///
+    /// # Errors
+    /// An unknown bug name (the message lists the names) or a node id outside `1..=node_count`.
+    pub fn parse(text: &str, node_count: u64) -> Result<PlantedBug, String> {
+        let (name, node) = match text.split_once('@') {
+            Some((name, id)) => {
+                let id: u64 = id
+                    .parse()
+                    .map_err(|_| format!("{text:?}: {id:?} is not a node id"))?;
+                if id == 0 || id > node_count {
+                    return Err(format!("{text:?}: node {id} is not in 1..={node_count}"));
+                }
+                (name, Some(id))
+            }
+            None => (text, None),
+        };
+        let bug: kvs::bugs::Bug = name
+            .parse()
+            .map_err(|e: kvs::bugs::UnknownBug| e.to_string())?;
+        Ok(PlantedBug {
+            bug: bug.name().to_string(),
+            node,
+        })
+    }
+
+    /// `NAME` or `NAME@ID`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self.node {
+            Some(n) => format!("{}@{n}", self.bug),
+            None => self.bug.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlantedBug;
+
+    #[test]
+    fn planted_bugs_parse_with_an_optional_node() {
+        assert_eq!(
+            PlantedBug::parse("vote-twice", 5).unwrap(),
+            PlantedBug {
+                bug: "vote-twice".into(),
+                node: None
+            }
+        );
+        let b = PlantedBug::parse("skip-fsync@3", 5).unwrap();
+        assert_eq!((b.node, b.label()), (Some(3), "skip-fsync@3".to_string()));
+        assert!(PlantedBug::parse("skip-fsync@6", 5)
+            .unwrap_err()
+            .contains("1..=5"));
+        assert!(PlantedBug::parse("skip-fsync@x", 5)
+            .unwrap_err()
+            .contains("node id"));
+        assert!(PlantedBug::parse("eat-writes", 5)
+            .unwrap_err()
+            .contains("stale-reads"));
     }
 }

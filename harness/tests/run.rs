@@ -139,6 +139,8 @@ fn bad_arguments_exit_254_naming_the_argument() {
         (&["--time-limit", "-3"][..], "--time-limit"),
         (&["--nodes", "3", "--replicas", "5"][..], "--replicas"),
         (&["--no-such-flag"][..], "--no-such-flag"),
+        (&["--bug", "eat-writes"][..], "--bug"),
+        (&["--bug", "vote-twice@9"][..], "--bug"),
     ] {
         let out = harness().args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

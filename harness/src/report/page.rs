@@ -40,6 +40,7 @@ table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 10px;border-bottom
 .cols{display:flex;gap:28px;flex-wrap:wrap;align-items:flex-start}
 nav{margin:10px 0;font-size:13px}nav a{margin-right:12px}
 .note{color:#555;font-size:13px}.finding{color:#a00}
+.planted{color:#fff;background:#c00;font-weight:700;padding:6px 12px;border-radius:4px}
 .words{background:#fff4f8;border-left:4px solid #d6456b;padding:8px 12px;margin:8px 0}
 svg.plot{display:block;margin:10px 0;max-width:100%;height:auto}
 svg .title{font-size:13px;font-weight:600}svg .tick,svg .legend text{font-size:11px;fill:#444}svg .label{font-size:12px;fill:#333}
@@ -82,6 +83,17 @@ pub fn page(run: &RunData, dir: &Path) -> String {
         esc(reason),
         esc(s["command_line"].as_str().unwrap_or(""))
     );
+    if let Some(bugs) = s["settings"]["planted_bugs"]
+        .as_array()
+        .filter(|b| !b.is_empty())
+    {
+        let names: Vec<&str> = bugs.iter().filter_map(|b| b.as_str()).collect();
+        let _ = write!(
+            h,
+            r#"<p class="planted">Bugs planted in the store on purpose: {}</p>"#,
+            esc(&names.join(", "))
+        );
+    }
     let anomalous = verdict == "invalid"
         || !s["check"]["invalid_keys"]
             .as_array()
