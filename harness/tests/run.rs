@@ -77,11 +77,16 @@ fn short_run(workload: &str) {
     let out = wait_bounded(child, Duration::from_secs(150));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{workload} with seed {seed} (HARNESS_TEST_SEED={seed} replays the plan):\n{stdout}\n{stderr}"
-    );
+    if out.status.code() != Some(0) {
+        // Keep the run's folder (logs, history, page) for whoever reads the failure.
+        let kept = dir.keep();
+        panic!(
+            "{workload} with seed {seed} exited {:?} (HARNESS_TEST_SEED={seed} replays the plan); \
+             its results are kept in {}:\n{stdout}\n{stderr}",
+            out.status.code(),
+            kept.display()
+        );
+    }
     let s = summary(&results);
     assert_eq!(s["verdict"], "valid", "{s:#}");
     assert_eq!(s["seed"], seed);

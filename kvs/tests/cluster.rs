@@ -422,7 +422,7 @@ async fn info_server(c: &common::TestCluster, i: usize) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsafe_local_reads_are_off_by_default_and_loud_when_on() {
+async fn stale_reads_bug_is_off_by_default_and_loud_when_on() {
     let safe = common::start(1, 1, 10_000, &[]).await;
     let text = info_server(&safe, 0).await;
     assert!(text.contains("planted_bugs:\r\n"), "{text}");
