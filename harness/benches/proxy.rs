@@ -480,7 +480,7 @@ async fn kvs_start(
     options.heartbeat_ticks = 2;
     options.election_ticks = 10;
     options.snapshot_log_entries_max = 100_000;
-    let mut config = kvs::local::LocalCluster::layout(&options).expect("a layout");
+    let (mut config, ports) = kvs::local::LocalCluster::layout(&options).expect("a layout");
     let network = if proxied {
         let addrs: Vec<harness::network::NodeAddrs> = config
             .nodes
@@ -500,7 +500,7 @@ async fn kvs_start(
         None
     };
     let mut cluster =
-        kvs::local::LocalCluster::start_with_config(options, config).expect("a cluster");
+        kvs::local::LocalCluster::start_with_config(options, config, ports).expect("a cluster");
     cluster
         .wait_ready(Duration::from_secs(30))
         .await

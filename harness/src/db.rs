@@ -155,7 +155,7 @@ impl KvsDb {
         local.snapshot_log_entries_max = options.snapshot_log_entries_max;
         local.extra_args = options.extra_args.clone();
         local.node_args = options.node_args.clone();
-        let mut config = LocalCluster::layout(&local)?;
+        let (mut config, ports) = LocalCluster::layout(&local)?;
         let addrs: Vec<NodeAddrs> = config
             .nodes
             .iter()
@@ -171,7 +171,7 @@ impl KvsDb {
                 .context("starting the proxies")?,
         );
         crate::network::route_through(&mut config, &network);
-        let mut cluster = LocalCluster::start_with_config(local, config.clone())?;
+        let mut cluster = LocalCluster::start_with_config(local, config.clone(), ports)?;
         cluster
             .wait_ready(ready_timeout)
             .await

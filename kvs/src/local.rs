@@ -76,6 +76,66 @@ pub struct LocalCluster {
     pub config_path: PathBuf,
     options: LocalClusterOptions,
     procs: Vec<Option<Child>>,
+    /// Keeps the nodes' ports from being handed to anyone else while a node is down.
+    _ports: PortReservation,
+}
+
+/// Ports on 127.0.0.1 held for nodes that will listen on them. Each is bound (not listening)
+/// with `SO_REUSEADDR`, so the kernel never hands it out for another socket's port 0 and other
+/// binds of it fail, while a node (whose listeners also set `SO_REUSEADDR`, as tokio's do) can
+/// bind and listen on it. Without the hold, a port found free and released could be taken by
+/// anything that binds port 0 in between (a proxy, another test's cluster) before the node
+/// starts, and the node would exit with "address in use".
+#[derive(Debug)]
+pub struct PortReservation {
+    sockets: Vec<tokio::net::TcpSocket>,
+    ports: Vec<u16>,
+}
+
+impl PortReservation {
+    /// Reserves `n` distinct free ports.
+    ///
+    /// # Errors
+    /// A socket could not be made or bound.
+    pub fn new(n: usize) -> std::io::Result<PortReservation> {
+        let mut sockets = Vec::with_capacity(n);
+        let mut ports = Vec::with_capacity(n);
+        for _ in 0..n {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            ports.push(socket.local_addr()?.port());
+            sockets.push(socket);
+        }
+        Ok(PortReservation { sockets, ports })
+    }
+
+    /// The reserved ports, in order.
+    #[must_use]
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// Reserves nothing (for a cluster whose ports are someone else's business).
+    #[must_use]
+    pub fn none() -> PortReservation {
+        PortReservation {
+            sockets: Vec::new(),
+            ports: Vec::new(),
+        }
+    }
+
+    /// How many ports are held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Whether none is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
 }
 
 /// Finds `n` distinct free TCP ports on 127.0.0.1 by binding port 0 (all held at once, so the
@@ -99,18 +159,20 @@ impl LocalCluster {
     /// # Errors
     /// The directory, ports or processes could not be set up.
     pub fn start(options: LocalClusterOptions) -> anyhow::Result<LocalCluster> {
-        let config = LocalCluster::layout(&options)?;
-        LocalCluster::start_with_config(options, config)
+        let (config, ports) = LocalCluster::layout(&options)?;
+        LocalCluster::start_with_config(options, config, ports)
     }
 
     /// The configuration [`LocalCluster::start`] would use: every node on 127.0.0.1 with free
-    /// client and peer ports, and the options' timings. A caller may change it (route peers
-    /// through proxies, advertise another client address) before
-    /// [`LocalCluster::start_with_config`].
+    /// client and peer ports (held by the returned reservation until the cluster is dropped),
+    /// and the options' timings. A caller may change it (route peers through proxies, advertise
+    /// another client address) before [`LocalCluster::start_with_config`].
     ///
     /// # Errors
     /// No free ports, or the options make an invalid configuration.
-    pub fn layout(options: &LocalClusterOptions) -> anyhow::Result<ClusterConfig> {
+    pub fn layout(
+        options: &LocalClusterOptions,
+    ) -> anyhow::Result<(ClusterConfig, PortReservation)> {
         let mut config = ClusterConfig::local(
             options.node_count as u64,
             options.shard_count as u32,
@@ -118,7 +180,8 @@ impl LocalCluster {
             7000,
             options.dir.join("data"),
         )?;
-        let ports = free_ports(options.node_count * 2)?;
+        let reservation = PortReservation::new(options.node_count * 2)?;
+        let ports = reservation.ports();
         for (i, node) in config.nodes.iter_mut().enumerate() {
             node.client_addr = SocketAddr::from(([127, 0, 0, 1], ports[2 * i]));
             node.peer_addr = SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1]));
@@ -132,16 +195,18 @@ impl LocalCluster {
             config.io_threads = options.io_threads;
         }
         config.validate().context("the generated configuration")?;
-        Ok(config)
+        Ok((config, reservation))
     }
 
-    /// Writes `config` to `<dir>/cluster.yaml` and starts every node with it.
+    /// Writes `config` to `<dir>/cluster.yaml` and starts every node with it; `ports` (from
+    /// [`LocalCluster::layout`]) stay held while the cluster lives.
     ///
     /// # Errors
     /// The configuration is invalid, or the directory or processes could not be set up.
     pub fn start_with_config(
         options: LocalClusterOptions,
         config: ClusterConfig,
+        ports: PortReservation,
     ) -> anyhow::Result<LocalCluster> {
         std::fs::create_dir_all(&options.dir)?;
         config.validate().context("the cluster configuration")?;
@@ -152,6 +217,7 @@ impl LocalCluster {
             config,
             config_path,
             options,
+            _ports: ports,
         };
         for i in 0..cluster.procs.len() {
             cluster.start_node(i)?;
@@ -383,4 +449,45 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PortReservation;
+
+    #[test]
+    fn reserved_ports_refuse_other_binds_but_take_a_reuseaddr_listener() {
+        let r = PortReservation::new(2).unwrap();
+        assert_eq!(r.len(), 2);
+        let port = r.ports()[0];
+        // A plain bind (no SO_REUSEADDR) is refused; port 0 never hands the port out.
+        let plain = socket_bind(port, false);
+        assert!(plain.is_err(), "a plain bind got a reserved port");
+        for _ in 0..200 {
+            let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            assert!(!r.ports().contains(&s.local_addr().unwrap().port()));
+        }
+        // A node's listener (tokio's sets SO_REUSEADDR) binds, listens and accepts.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let _c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            listener.accept().await.unwrap();
+        });
+    }
+
+    fn socket_bind(port: u16, reuse: bool) -> std::io::Result<tokio::net::TcpSocket> {
+        let s = tokio::net::TcpSocket::new_v4()?;
+        s.set_reuseaddr(reuse)?;
+        s.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+        Ok(s)
+    }
+    // (`socket_bind(port, true)` is what a node's tokio listener does before it listens.)
 }
