@@ -176,6 +176,19 @@ impl KvsDb {
             .wait_ready(ready_timeout)
             .await
             .context("the cluster did not become ready")?;
+        // Readiness counts only the nodes that run: one that could not start is a failed setup,
+        // not a crash to find later.
+        for i in 0..config.nodes.len() {
+            if let Some(status) = cluster.wait_exit(i, Duration::ZERO) {
+                let log = std::fs::read_to_string(cluster.log_path(i)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                anyhow::bail!(
+                    "node {} exited at start ({status}); its log ends with:\n{}",
+                    config.nodes[i].id,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
         Ok(KvsDb {
             cluster: Mutex::new(cluster),
             network,
