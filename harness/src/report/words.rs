@@ -93,16 +93,20 @@ pub fn register(key: &str, ops: &[&Op], failing: &Op, state: &str, placed: usize
                         && o.start_ns > w_end
                         && (o.result == *w_value || later.contains(&&o.result))
                 });
+                // Nothing writes "nothing" back (no deletes): the clause is only for values.
+                let no_rewrite = if v.is_null() {
+                    String::new()
+                } else {
+                    format!(", and no write of {} was invoked after it", value_text(v))
+                };
                 return if seen {
                     format!(
                         "read of {key} at {} returned {}, but write {} was acknowledged at {}, \
-                         before the read began, and no write of {} was invoked after it: a stale \
-                         read{}",
+                         before the read began{no_rewrite}: a stale read{}",
                         secs(failing.start_ns),
                         value_text(v),
                         value_text(w_value),
                         secs(w_end),
-                        value_text(v),
                         by_node(failing)
                     )
                 } else {
@@ -276,6 +280,21 @@ mod tests {
             "read of k at 12.403 s returned \"4-17\", but write \"7-2\" was acknowledged at \
              12.390 s, before the read began, and no write of \"4-17\" was invoked after it: a \
              stale read, served by node 3"
+        );
+    }
+
+    #[test]
+    fn a_stale_read_of_nothing() {
+        let ops = [
+            op(1, "write", json!("2"), json!("2"), (2, 2), 1),
+            op(2, "read", Value::Null, Value::Null, (3, 4), 5),
+            op(3, "read", Value::Null, json!("2"), (5, 6), 1),
+        ];
+        let refs: Vec<&Op> = ops.iter().collect();
+        assert_eq!(
+            register("r0", &refs, &ops[1], "\"2\"", 1),
+            "read of r0 at 0.003 s returned nothing, but write \"2\" was acknowledged at 0.002 s, \
+             before the read began: a stale read, served by node 5"
         );
     }
 
