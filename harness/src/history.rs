@@ -139,11 +139,12 @@ impl Counts {
             Completion::Info(_) => (&self.info, 2),
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.by_f
-            .lock()
-            .expect("counts lock")
-            .entry(f.to_string())
-            .or_default()[slot] += 1;
+        let mut by_f = self.by_f.lock().expect("counts lock");
+        // Every completion passes here: the function's name is allocated only the first time.
+        match by_f.get_mut(f) {
+            Some(c) => c[slot] += 1,
+            None => by_f.entry(f.to_string()).or_default()[slot] += 1,
+        }
     }
 }
 

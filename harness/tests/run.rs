@@ -28,6 +28,18 @@ fn seed() -> u64 {
         })
 }
 
+/// Starts the harness with `args`, writing its results to `results`, its output piped.
+fn spawn_run(args: &[&str], results: &Path) -> Child {
+    harness()
+        .args(args)
+        .arg("--results")
+        .arg(results)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits for `child` at most `limit`, then kills it (a hung harness fails the test, never hangs
 /// it).
 fn wait_bounded(mut child: Child, limit: Duration) -> Output {
@@ -57,23 +69,24 @@ fn short_run(workload: &str) {
     let seed = seed();
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let child = harness()
-        .args(["--workload", workload, "--faults", "partition,kill,pause"])
-        .args([
+    let seed_text = seed.to_string();
+    let child = spawn_run(
+        &[
+            "--workload",
+            workload,
+            "--faults",
+            "partition,kill,pause",
             "--shards",
             "4",
             "--time-limit",
             "14",
             "--nemesis-interval",
             "2",
-        ])
-        .args(["--seed", &seed.to_string()])
-        .arg("--results")
-        .arg(&results)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+            "--seed",
+            &seed_text,
+        ],
+        &results,
+    );
     let out = wait_bounded(child, Duration::from_secs(150));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -194,22 +207,19 @@ fn proxy_addrs(results: &Path) -> Vec<std::net::SocketAddr> {
 fn stop_mid_run(signal: nix::sys::signal::Signal) {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let mut child = harness()
-        .args([
+    let mut child = spawn_run(
+        &[
             "--faults",
             "pause,kill",
             "--shards",
             "2",
             "--time-limit",
             "300",
-        ])
-        .args(["--nemesis-interval", "1"])
-        .arg("--results")
-        .arg(&results)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+            "--nemesis-interval",
+            "1",
+        ],
+        &results,
+    );
     // Wait until the cluster runs and a fault is likely in force (paused nodes included).
     let deadline = Instant::now() + Duration::from_secs(90);
     while !std::fs::read_to_string(results.join("nemesis.jsonl"))
@@ -271,15 +281,21 @@ fn sigkill_mid_run_leaves_no_node_or_proxy() {
 fn rate_caps_the_total_ops_per_second() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("run");
-    let child = harness()
-        .args(["--faults", "none", "--nodes", "3", "--shards", "2"])
-        .args(["--time-limit", "4", "--rate", "150"])
-        .arg("--results")
-        .arg(&results)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(
+        &[
+            "--faults",
+            "none",
+            "--nodes",
+            "3",
+            "--shards",
+            "2",
+            "--time-limit",
+            "4",
+            "--rate",
+            "150",
+        ],
+        &results,
+    );
     let out = wait_bounded(child, Duration::from_secs(90));
     assert_eq!(
         out.status.code(),

@@ -9,7 +9,7 @@ use super::timeline::timeline;
 use super::words;
 use checker::verdict::Verdict;
 use checker::{
-    check_counter, check_linearizability, check_set, pair_history, read_history, Budget, Register,
+    check_counter, check_linearizability, check_set, pair_history, read_history, Register,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -282,7 +282,7 @@ fn register_anomalies(
         .cloned()
         .collect();
     let budget = checker::budget_for(Duration::from_secs(20));
-    let report = match check_linearizability(&Register, &key_ops, &Budget { ..budget }) {
+    let report = match check_linearizability(&Register, &key_ops, &budget) {
         Ok(r) => r,
         Err(e) => {
             let _ = write!(

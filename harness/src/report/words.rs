@@ -16,7 +16,7 @@
 //! the bounds the increments around it allow.
 
 use super::data::{Op, Outcome};
-use super::svg::{ns_to_s, num};
+use super::svg::ns_to_s;
 use serde_json::Value;
 
 /// Seconds since the start, as people read them (`12.403 s`).
@@ -228,13 +228,13 @@ pub fn counter(key: &str, read: &Op, value: i64, lower: i64, upper: i64) -> Stri
     )
 }
 
-/// `n` in words for small counts in sentences ("3 more").
+/// ` (and n more)` after a sentence about the first of several, nothing for none.
 #[must_use]
 pub fn more(n: usize) -> String {
     if n == 0 {
         String::new()
     } else {
-        format!(" (and {} more)", num(n as f64, 0))
+        format!(" (and {n} more)")
     }
 }
 
