@@ -38,7 +38,7 @@ pub(crate) fn read_all(path: &Path) -> Result<Vec<u8>, StorageError> {
 /// Opens `dir` (creating it and a first segment if needed), replays it, and truncates a torn
 /// tail of the last segment.
 pub(crate) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, StorageError> {
-    std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+    create_dir_durable(dir, options.fsync)?;
     let listed = segment::list(dir)?;
     let mut groups: HashMap<GroupId, GroupLog> = HashMap::new();
     let mut cache = EntryCache::new(options.entry_cache_bytes_max);
@@ -169,6 +169,31 @@ fn preallocate(
         ) => Ok(()),
         Err(e) => Err(StorageError::io(path, std::io::Error::from(e))),
     }
+}
+
+/// Creates `dir` and any missing parents, and (with `fsync`) makes each new directory's entry
+/// durable by syncing its parent: a directory created and never synced into its parent can
+/// vanish in a power cut with everything later written inside it, fsynced or not.
+pub(crate) fn create_dir_durable(dir: &Path, fsync: bool) -> Result<(), StorageError> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d.as_os_str().is_empty() || d.is_dir() {
+            break;
+        }
+        missing.push(d);
+        at = d.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+    if fsync {
+        // Outermost first, so that each parent's entry is durable before its child's.
+        for d in missing.iter().rev() {
+            if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Makes the directory entries of `dir` (created, renamed or removed files) durable.

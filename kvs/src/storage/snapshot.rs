@@ -10,7 +10,7 @@
 //! (CRC32C over everything before it).
 
 use super::record::Reader;
-use super::recovery::{read_all, sync_dir};
+use super::recovery::{create_dir_durable, read_all, sync_dir};
 use super::{GroupId, StorageError};
 use crate::raft::{LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
 use bytes::Bytes;
@@ -48,7 +48,7 @@ impl SnapshotStore {
     /// # Errors
     /// `Io` when the directory cannot be created, read or cleaned.
     pub fn open(dir: &Path, fsync: bool) -> Result<SnapshotStore, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        create_dir_durable(dir, fsync)?;
         for item in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))? {
             let item = item.map_err(|e| StorageError::io(dir, e))?;
             if item.file_name().to_string_lossy().ends_with(TEMP_SUFFIX) {

@@ -92,7 +92,7 @@ impl Wal {
             options.record_bytes_max >= 1024,
             "record_bytes_max must be at least 1 KiB"
         );
-        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        recovery::create_dir_durable(dir, options.fsync)?;
         let lock = DirLock::acquire(dir)?;
         let recovered = recovery::recover(dir, &options)?;
         if recovered.created_first_segment && options.fsync {
