@@ -453,11 +453,28 @@ impl ClusterClient {
     /// Such redirections never fail the operation early: only at its deadline, and then as
     /// "too many redirections" if more than `redirects_max` of them made it loop.
     pub async fn execute(&self, args: &[&[u8]], write: bool) -> Executed {
+        self.execute_via(None, args, write).await
+    }
+
+    /// [`ClusterClient::execute`], with the first attempt sent to `first` instead of the leader
+    /// this client knows (`None`: the leader). A node that does not lead the key's shard
+    /// redirects as usual. This is how a client bound to one node behaves (Jepsen binds each
+    /// process to a node): its requests reach whichever node it is bound to first, so a node
+    /// that wrongly believes it still leads gets asked.
+    pub async fn execute_via(
+        &self,
+        first: Option<SocketAddr>,
+        args: &[&[u8]],
+        write: bool,
+    ) -> Executed {
         let deadline = Instant::now() + self.options.op_timeout;
         let key = args.get(1).copied().unwrap_or_default();
         let slot = crate::shard::key_slot(key).0;
         let mut route = Route::new(&self.options);
-        let mut target = self.leader_for(slot, deadline).await;
+        let mut target = match first {
+            Some(addr) => Some(addr),
+            None => self.leader_for(slot, deadline).await,
+        };
         let mut node = None;
         let mut last_error = String::from("no node could be reached");
         let done = |result, node| Executed { result, node };
