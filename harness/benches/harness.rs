@@ -11,7 +11,6 @@
 //! nothing about speed. `HARNESS_BENCH_SECS=N` shortens the first run; `HARNESS_BENCH_SKIP_DEFAULT=1`
 //! skips the second.
 
-use harness::check::CheckBudget;
 use harness::nemesis::FaultKind;
 use harness::run::{run, Interrupt};
 use harness::test::TestSpec;
@@ -21,29 +20,12 @@ use workloads::WorkloadKind;
 
 fn spec(dir: &std::path::Path, faults: Vec<FaultKind>, concurrency: usize, secs: u64) -> TestSpec {
     TestSpec {
-        workload: WorkloadKind::Register,
-        faults,
-        node_count: 5,
-        shard_count: 8,
-        replica_count: 3,
         time_limit: Duration::from_secs(secs),
         concurrency,
-        clients_per_key: 5,
-        ops_per_key: 200,
-        rate: 0.0,
-        nemesis_interval: Duration::from_secs(5),
-        quiet_period: Duration::from_secs(10),
-        op_timeout: Duration::from_secs(2),
-        seed: 1,
-        snapshot_log_entries_max: 1000,
-        kvs_args: Vec::new(),
-        bugs: Vec::new(),
-        check_budget: CheckBudget::default(),
         results_dir: Some(dir.to_path_buf()),
         results_root: dir.to_path_buf(),
-        kvs_bin: None,
-        progress: false,
         command_line: "cargo bench -p harness --bench harness".into(),
+        ..TestSpec::new(WorkloadKind::Register, faults, 1)
     }
 }
 

@@ -10,6 +10,7 @@
 use crate::history::{Completion, Recorder};
 use kvs::api::frame::Frame;
 use kvs::client::{ClientError, ClientOptions, ClusterClient};
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,29 +18,90 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use workloads::{Op, ReadShape};
 
+/// Where a client sends its reads first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadVia {
+    /// To the leader of the key's shard as the client last learned it (the fast path).
+    #[default]
+    Leader,
+    /// To the node the process is bound to (process id modulo the node count, as Jepsen binds
+    /// a process to a node), which serves the read if it believes it leads and redirects
+    /// otherwise: a deposed leader that still believes it leads gets asked.
+    Node,
+}
+
+impl ReadVia {
+    /// The name on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadVia::Leader => "leader",
+            ReadVia::Node => "node",
+        }
+    }
+}
+
+impl std::str::FromStr for ReadVia {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ReadVia, String> {
+        match s {
+            "leader" => Ok(ReadVia::Leader),
+            "node" => Ok(ReadVia::Node),
+            _ => Err(format!(
+                "{s:?} is not a read route; expected leader or node"
+            )),
+        }
+    }
+}
+
 /// One logical client's connection to the cluster.
 pub struct Client {
     inner: ClusterClient,
     /// Which node each client endpoint (a proxy) belongs to.
     node_of: Arc<HashMap<SocketAddr, u64>>,
+    /// The endpoints in node order, for binding a process to a node.
+    endpoints: Vec<SocketAddr>,
+    read_via: ReadVia,
 }
 
 impl Client {
-    /// A client that reaches the nodes at `endpoints` (node id, address).
+    /// A client that reaches the nodes at `endpoints` (node id, address) and sends its reads to
+    /// the leaders it knows.
     #[must_use]
     pub fn new(endpoints: &[(u64, SocketAddr)], options: ClientOptions) -> Client {
+        Client::with_reads(endpoints, options, ReadVia::Leader)
+    }
+
+    /// A client whose reads go first where `read_via` says.
+    #[must_use]
+    pub fn with_reads(
+        endpoints: &[(u64, SocketAddr)],
+        options: ClientOptions,
+        read_via: ReadVia,
+    ) -> Client {
         let node_of = Arc::new(endpoints.iter().map(|(n, a)| (*a, *n)).collect());
+        let addrs: Vec<SocketAddr> = endpoints.iter().map(|(_, a)| *a).collect();
         Client {
-            inner: ClusterClient::new(endpoints.iter().map(|(_, a)| *a).collect(), options),
+            inner: ClusterClient::new(addrs.clone(), options),
             node_of,
+            endpoints: addrs,
+            read_via,
         }
     }
 
-    /// Runs `op` and says how it ended and which node answered (or lost it).
-    pub async fn invoke(&self, op: &Op) -> (Completion, Option<u64>) {
+    /// Runs `op` for `process` and says how it ended and which node answered (or lost it).
+    pub async fn invoke(&self, op: &Op, process: u64) -> (Completion, Option<u64>) {
         let (args, write) = request(op);
         let arg_refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let executed = self.inner.execute(&arg_refs, write).await;
+        let first = match self.read_via {
+            ReadVia::Node if op.is_read() && !self.endpoints.is_empty() => {
+                Some(self.endpoints[(process % self.endpoints.len() as u64) as usize])
+            }
+            _ => None,
+        };
+        let executed = self.inner.execute_via(first, &arg_refs, write).await;
         let node = executed.node.and_then(|a| self.node_of.get(&a).copied());
         let completion = match executed.result {
             Ok(frame) => completion_of(op, frame),
@@ -62,7 +124,7 @@ pub async fn perform(
     op: &Op,
 ) -> Completion {
     rec.invoke(*process, op);
-    let (completion, node) = client.invoke(op).await;
+    let (completion, node) = client.invoke(op, *process).await;
     rec.complete(*process, op, &completion, node);
     if matches!(completion, Completion::Info(_)) {
         *process = fresh_ids.fetch_add(1, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use kvs::client::{ClientOptions, ClusterClient};
 use kvs::config::ClusterConfig;
 use kvs::local::{LocalCluster, LocalClusterOptions};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +62,43 @@ impl LeaderSample {
         let nodes: BTreeSet<NodeId> = self.leaders().values().map(|c| c.node).collect();
         nodes.into_iter().collect()
     }
+
+    /// Checks Raft's Election Safety (§5.2: at most one leader per term) against the claims seen
+    /// so far: `seen` maps a shard and term to the first node seen claiming it, and grows with
+    /// this sample's claims. Returns one sentence per shard and term that this sample shows with
+    /// a second leader (each such pair is reported once: the first claimant stays in `seen` and
+    /// the pair is marked). Two claims of one shard in *different* terms are normal (a deposed
+    /// leader that has not yet heard of the new term).
+    pub fn election_safety(&self, seen: &mut BTreeMap<(u32, u64), ElectionSeen>) -> Vec<String> {
+        let mut found = Vec::new();
+        for c in &self.claims {
+            let entry = seen.entry((c.shard, c.term)).or_insert(ElectionSeen {
+                first: c.node,
+                reported: false,
+            });
+            if entry.first != c.node && !entry.reported {
+                entry.reported = true;
+                found.push(format!(
+                    "shard {} had two leaders in term {}: nodes {} and {} (Raft's Election \
+                     Safety: at most one leader per term)",
+                    c.shard,
+                    c.term,
+                    entry.first.min(c.node),
+                    entry.first.max(c.node)
+                ));
+            }
+        }
+        found
+    }
+}
+
+/// What [`LeaderSample::election_safety`] remembers of one shard and term.
+#[derive(Clone, Copy, Debug)]
+pub struct ElectionSeen {
+    /// The first node seen leading the shard in the term.
+    pub first: NodeId,
+    /// Whether a second leader was already reported.
+    pub reported: bool,
 }
 
 /// The system under test.
@@ -97,6 +134,12 @@ pub trait Db: Send + Sync {
     /// Nodes found to have exited by themselves (not killed by the harness) since the last
     /// call, with their exit status: on a clean store, every one is a bug.
     fn exited(&self) -> Vec<(NodeId, String)>;
+    /// Drops every write `node` had not synced, as a power cut would (with `torn`, a seeded
+    /// prefix of the last one is kept); the node must have been killed. Says what was lost.
+    ///
+    /// # Errors
+    /// The run has no disk faults, the node is unknown or still running.
+    fn lose_unsynced(&self, node: NodeId, torn: Option<u64>) -> anyhow::Result<serde_json::Value>;
     /// Stops every node (resuming paused ones first) and closes the network.
     fn teardown(&self);
 }
@@ -122,6 +165,9 @@ pub struct KvsOptions {
     pub node_args: std::collections::BTreeMap<u64, Vec<String>>,
     /// Seed for the proxies' random choices.
     pub seed: u64,
+    /// Put each node's data dir on a [`faultfs`] mount (whose durable files are kept in
+    /// `disk/node-<id>` of the run folder), so that [`Db::lose_unsynced`] works.
+    pub disk_faults: bool,
 }
 
 /// A kvs cluster behind the harness's proxies.
@@ -134,6 +180,9 @@ pub struct KvsDb {
     exits: Mutex<Vec<(NodeId, String)>>,
     /// Talks to the nodes directly (not through proxies) for leader samples.
     observer: ClusterClient,
+    /// Each node's data dir mount, with disk faults. Declared after `cluster`: dropped after
+    /// the nodes are stopped.
+    mounts: Mutex<BTreeMap<NodeId, faultfs::Mount>>,
 }
 
 impl KvsDb {
@@ -171,6 +220,24 @@ impl KvsDb {
                 .context("starting the proxies")?,
         );
         crate::network::route_through(&mut config, &network);
+        // Mounted before the nodes start; if the start fails, dropping `mounts` (after the
+        // cluster, declared later) unmounts them.
+        let mut mounts = BTreeMap::new();
+        if options.disk_faults {
+            faultfs::available().map_err(|e| anyhow::anyhow!("the disk fault needs FUSE: {e}"))?;
+            for n in &config.nodes {
+                let backing = options.dir.join("disk").join(format!("node-{}", n.id));
+                let mountpoint = config.data_dir_for(n.node_id());
+                for d in [&backing, &mountpoint] {
+                    std::fs::create_dir_all(d)
+                        .with_context(|| format!("creating {}", d.display()))?;
+                }
+                let mount =
+                    faultfs::Mount::mount(&backing, &mountpoint, faultfs::Options::default())
+                        .with_context(|| format!("mounting node {}'s data dir", n.id))?;
+                mounts.insert(n.id, mount);
+            }
+        }
         let mut cluster = LocalCluster::start_with_config(local, config.clone(), ports)?;
         cluster
             .wait_ready(ready_timeout)
@@ -203,6 +270,19 @@ impl KvsDb {
                     ..ClientOptions::default()
                 },
             ),
+            mounts: Mutex::new(mounts),
+        })
+    }
+
+    /// With disk faults, each node's filesystem counters (writes, syncs, unsynced bytes...).
+    #[must_use]
+    pub fn disk_stats(&self) -> Option<serde_json::Value> {
+        let mounts = self.mounts.lock().expect("mounts lock");
+        (!mounts.is_empty()).then(|| {
+            serde_json::json!(mounts
+                .iter()
+                .map(|(n, m)| (n.to_string(), serde_json::json!(m.stats())))
+                .collect::<serde_json::Map<String, serde_json::Value>>())
         })
     }
 
@@ -371,10 +451,30 @@ impl Db for KvsDb {
         std::mem::take(&mut *self.exits.lock().expect("exits lock"))
     }
 
+    fn lose_unsynced(&self, node: NodeId, torn: Option<u64>) -> anyhow::Result<serde_json::Value> {
+        let i = self.index(node)?;
+        anyhow::ensure!(
+            !self.lock().is_running(i),
+            "node {node} still runs: a disk loses unsynced writes only when its node is killed"
+        );
+        let mounts = self.mounts.lock().expect("mounts lock");
+        let mount = mounts
+            .get(&node)
+            .with_context(|| format!("node {node}'s data is not on the fault filesystem"))?;
+        Ok(serde_json::json!(mount.lose_unsynced(torn)))
+    }
+
     fn teardown(&self) {
         self.lock().stop_all();
         self.paused.lock().expect("paused lock").clear();
         self.network.close();
+        // The nodes are gone: nothing holds the mounts.
+        let mounts = std::mem::take(&mut *self.mounts.lock().expect("mounts lock"));
+        for (node, mount) in mounts {
+            if let Err(e) = mount.unmount() {
+                tracing::warn!("unmounting node {node}'s data dir: {e}");
+            }
+        }
     }
 }
 
@@ -411,4 +511,39 @@ pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
             .map(|r| r.expect("every future finished")),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Claim, LeaderSample};
+    use std::collections::BTreeMap;
+
+    fn sample(claims: &[(u32, u64, u64)]) -> LeaderSample {
+        LeaderSample {
+            claims: claims
+                .iter()
+                .map(|&(shard, node, term)| Claim { shard, node, term })
+                .collect(),
+            unreachable: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn two_leaders_in_one_term_are_reported_once_and_other_terms_are_not() {
+        let mut seen = BTreeMap::new();
+        // A deposed leader in term 3 beside the new one in term 4: normal.
+        assert!(sample(&[(0, 1, 3), (0, 2, 4)])
+            .election_safety(&mut seen)
+            .is_empty());
+        assert!(sample(&[(0, 2, 4), (1, 2, 4)])
+            .election_safety(&mut seen)
+            .is_empty());
+        // Later, node 3 claims shard 0 in term 4 too.
+        let found = sample(&[(0, 3, 4)]).election_safety(&mut seen);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("shard 0 had two leaders in term 4: nodes 2 and 3"));
+        assert!(sample(&[(0, 3, 4), (0, 2, 4)])
+            .election_safety(&mut seen)
+            .is_empty());
+    }
 }

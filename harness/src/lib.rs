@@ -24,5 +24,6 @@ pub mod net;
 pub mod network;
 pub mod report;
 pub mod run;
+pub mod selftest;
 pub mod store;
 pub mod test;

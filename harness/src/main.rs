@@ -6,8 +6,10 @@
 
 use clap::{Args, Parser, Subcommand};
 use harness::check::{exit_code, CheckBudget};
+use harness::client::ReadVia;
 use harness::nemesis::parse_faults;
 use harness::run::{run, Interrupt};
+use harness::selftest::SelftestOptions;
 use harness::test::TestSpec;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +51,31 @@ enum Command {
         #[command(flatten)]
         budget: BudgetArgs,
     },
+    /// Show that the harness catches every bug kvs can plant: for each, short runs with the
+    /// workload and faults that should expose it until one is invalid or the bug's budget is
+    /// spent; then the clean store under the same settings for as long, where every run must be
+    /// valid. Prints a table (also in results/selftest-<time>/selftest.md); exits 1 if a bug
+    /// was not caught or a clean run was not valid.
+    Selftest {
+        /// Seconds of runs per bug before it counts as not caught.
+        #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
+        budget: f64,
+        /// Only this bug (repeatable; default: every one).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+        /// Skip the clean store's runs.
+        #[arg(long)]
+        no_clean: bool,
+        /// The folder that gets the self-test's folder.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// The kvs binary to test (default: the one next to the harness, built first if needed).
+        #[arg(long)]
+        kvs_bin: Option<PathBuf>,
+        /// Seed of the runs' seeds (default: random; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Draw the HTML pages again from stored files, without rerunning anything: each run folder
     /// given gets its `index.html`; the results folder gets its index of every run.
     Report {
@@ -68,7 +95,11 @@ struct RunArgs {
     workload: WorkloadKind,
     /// Comma list of faults: partition (one, halves, leaders, bridge, majorities-ring, one-way),
     /// kill (SIGKILL, restart at the heal), pause (SIGSTOP/SIGCONT), slow (delay and jitter on
-    /// node-to-node links), flaky (lost, duplicated, reordered peer frames), or none.
+    /// node-to-node links), flaky (lost, duplicated, reordered peer frames), disk (SIGKILL and
+    /// lose every write not fsynced, on one node, a minority or all, optionally leaving a torn
+    /// write; the nodes' data lives on the harness's FUSE filesystem), depose (a leader cut off
+    /// and paused until others lead, then resumed still cut off; use with --read-via node), or
+    /// none.
     #[arg(long, default_value = "partition")]
     faults: String,
     /// Nodes in the cluster (5 lets every partition shape happen).
@@ -105,6 +136,17 @@ struct RunArgs {
     /// Seconds one client operation may take (then a write is recorded as info, a read as fail).
     #[arg(long, default_value_t = 2.0, value_parser = parse_seconds, allow_negative_numbers = true)]
     op_timeout: f64,
+    /// Where clients send reads first: leader (the shard's leader as the client knows it) or
+    /// node (the node the client's process is bound to, as in Jepsen, which serves the read if
+    /// it believes it leads and redirects otherwise; this is what finds a deposed leader that
+    /// still serves reads).
+    #[arg(long, default_value = "leader", value_parser = parse_read_via)]
+    read_via: ReadVia,
+    /// Milliseconds of delay, plus up to as much again at random, on every node-to-node link
+    /// for the whole run (a slow network under every fault; 0 for none). Elections then take
+    /// long enough for candidates to collide, which is what exposes a double vote.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    peer_latency: u64,
     /// Seed of the op stream, the fault schedule and the proxies' choices (default: random;
     /// printed, and in the summary).
     #[arg(long)]
@@ -160,6 +202,10 @@ fn parse_workload(s: &str) -> Result<WorkloadKind, String> {
     s.parse()
 }
 
+fn parse_read_via(s: &str) -> Result<ReadVia, String> {
+    s.parse()
+}
+
 fn parse_seconds(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
@@ -196,6 +242,21 @@ fn main() -> ExitCode {
             budget,
         }) => check_command(&dir, workload, &budget),
         Some(Command::Report { dirs, results }) => report_command(&dirs, &results),
+        Some(Command::Selftest {
+            budget,
+            bugs,
+            no_clean,
+            results,
+            kvs_bin,
+            seed,
+        }) => selftest_command(SelftestOptions {
+            budget: Duration::from_secs_f64(budget),
+            bugs,
+            skip_clean: no_clean,
+            results_root: results,
+            kvs_bin,
+            seed: seed.unwrap_or_else(random_seed),
+        }),
         None => run_command(cli.run),
     }
 }
@@ -228,6 +289,56 @@ fn check_command(
             ExitCode::from(2)
         }
     }
+}
+
+fn selftest_command(options: SelftestOptions) -> ExitCode {
+    for name in &options.bugs {
+        if let Err(e) = name.parse::<kvs::bugs::Bug>() {
+            eprintln!("error: invalid value for '--bug': {e}");
+            return ExitCode::from(EXIT_BAD_ARGS);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("harness: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_COULD_NOT_RUN);
+        }
+    };
+    eprintln!(
+        "harness selftest: {} s per bug, seed {}",
+        options.budget.as_secs_f64(),
+        options.seed
+    );
+    let code = runtime.block_on(async move {
+        let interrupt = Arc::new(Interrupt::default());
+        tokio::spawn(watch_signals(interrupt.clone()));
+        match harness::selftest::selftest(&options, interrupt, |line| eprintln!("{line}")).await {
+            Ok(report) => {
+                println!();
+                print!("{}", report.table());
+                println!("results: {}", report.dir.display());
+                if report.passed() {
+                    println!(
+                        "selftest: every planted bug was caught and every clean run was valid"
+                    );
+                    0
+                } else {
+                    println!("selftest: FAILED (see the table)");
+                    1
+                }
+            }
+            Err(e) => {
+                eprintln!("harness selftest: {e:#}");
+                EXIT_COULD_NOT_RUN
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    ExitCode::from(code)
 }
 
 fn report_command(dirs: &[PathBuf], results: &std::path::Path) -> ExitCode {
@@ -291,6 +402,12 @@ fn run_command(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_BAD_ARGS);
     }
+    if faults.contains(&harness::nemesis::FaultKind::Disk) {
+        if let Err(e) = faultfs::available() {
+            eprintln!("harness: the disk fault cannot run here: {e}");
+            return ExitCode::from(EXIT_COULD_NOT_RUN);
+        }
+    }
     let mut bugs = Vec::new();
     for text in &args.bugs {
         match harness::test::PlantedBug::parse(text, args.nodes) {
@@ -317,6 +434,8 @@ fn run_command(args: RunArgs) -> ExitCode {
         nemesis_interval: Duration::from_secs_f64(args.nemesis_interval),
         quiet_period: Duration::from_secs_f64(args.quiet_period),
         op_timeout: Duration::from_secs_f64(args.op_timeout),
+        read_via: args.read_via,
+        peer_latency: Duration::from_millis(args.peer_latency),
         seed,
         snapshot_log_entries_max: args.snapshot_entries,
         kvs_args: args.kvs_args,

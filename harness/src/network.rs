@@ -31,6 +31,9 @@ struct LinkState {
     cuts: BTreeSet<Link>,
     /// Every node-to-node link that is not cut.
     peer_policy: Option<LinkPolicy>,
+    /// What a node-to-node link does when no fault says otherwise (the run's `--peer-latency`);
+    /// a heal returns links to it.
+    base_policy: Option<LinkPolicy>,
     /// Nodes that are not running.
     down: BTreeSet<NodeId>,
 }
@@ -125,6 +128,12 @@ impl Network {
         self.apply();
     }
 
+    /// Sets what node-to-node links do when no fault is in force (`None`: pass).
+    pub fn set_base_peer_policy(&self, policy: Option<LinkPolicy>) {
+        self.lock().base_policy = policy;
+        self.apply();
+    }
+
     /// Clears partitions and link policies (which nodes are down is the process faults' to
     /// heal).
     pub fn heal(&self) {
@@ -154,7 +163,10 @@ impl Network {
             let want = if st.cuts.contains(link) {
                 LinkPolicy::drop()
             } else {
-                st.peer_policy.clone().unwrap_or_else(LinkPolicy::pass)
+                st.peer_policy
+                    .clone()
+                    .or_else(|| st.base_policy.clone())
+                    .unwrap_or_else(LinkPolicy::pass)
             };
             if proxy.policy() != want {
                 proxy.set_policy(want);

@@ -14,10 +14,10 @@
 //! 6. **teardown**, then **check** the history from its file, and write the summary.
 
 use crate::check::{check_dir, Checked};
-use crate::client::Client;
+use crate::client::{Client, ReadVia};
 use crate::db::{Db, KvsDb, KvsOptions, LeaderSample};
 use crate::history::{Clock, Completion, EventLog, Recorder};
-use crate::nemesis::{partition, schedule, Fault, NodeId, Step};
+use crate::nemesis::{partition, schedule, Fault, FaultKind, NodeId, Step};
 use crate::network::Network;
 use crate::store;
 use crate::test::TestSpec;
@@ -167,6 +167,7 @@ async fn run_in(
                 .filter(|(_, args)| !args.is_empty())
                 .collect(),
             seed: net_seed,
+            disk_faults: spec.faults.contains(&FaultKind::Disk),
         },
         SETUP_READY_TIMEOUT,
     )
@@ -174,6 +175,13 @@ async fn run_in(
     .context("starting the cluster")?;
     let db: Arc<KvsDb> = Arc::new(db);
     let network = db.network();
+    if !spec.peer_latency.is_zero() {
+        // After setup, so that the cluster elects its first leaders at full speed.
+        network.set_base_peer_policy(Some(crate::net::LinkPolicy::delayed(
+            spec.peer_latency,
+            spec.peer_latency,
+        )));
+    }
     let done = Arc::new(Interrupt::default());
     // Whatever happens below (an error, a panic), no node or proxy outlives the run.
     let _guard = TeardownGuard {
@@ -209,6 +217,7 @@ async fn run_in(
             op_timeout: spec.op_timeout,
             ..ClientOptions::default()
         },
+        read_via: spec.read_via,
         active_fault: Mutex::new(None),
         findings: Mutex::new(Vec::new()),
     });
@@ -292,6 +301,7 @@ async fn run_in(
     ));
     findings.extend(note_exits(db.as_ref(), &nemesis_log));
     rec.flush().context("writing the history")?;
+    let disk = db.disk_stats();
     db.teardown();
     timings.teardown_s = teardown_started.elapsed().as_secs_f64();
 
@@ -303,7 +313,7 @@ async fn run_in(
         timings.check_s = c.check_secs;
     }
     let (outcome, reason) = verdict(checked.as_ref(), &findings, interrupted);
-    let summary = summary(
+    let mut summary = summary(
         spec,
         dir,
         &bin,
@@ -317,6 +327,9 @@ async fn run_in(
         &reason,
         interrupted,
     );
+    if let Some(disk) = disk {
+        summary["disk"] = disk;
+    }
     std::fs::write(
         dir.join(store::SUMMARY_FILE),
         serde_json::to_vec_pretty(&summary).context("encoding the summary")?,
@@ -460,6 +473,7 @@ struct Shared {
     limiter: Option<Limiter>,
     endpoints: Vec<(NodeId, std::net::SocketAddr)>,
     client_options: ClientOptions,
+    read_via: ReadVia,
     /// The fault now in force, for the progress bar.
     active_fault: Mutex<Option<String>>,
     /// What the run found besides the history (a node that exited by itself).
@@ -468,7 +482,7 @@ struct Shared {
 
 impl Shared {
     fn client(&self) -> Client {
-        Client::new(&self.endpoints, self.client_options.clone())
+        Client::with_reads(&self.endpoints, self.client_options.clone(), self.read_via)
     }
 
     /// Runs `op` as `process`, recording it (see [`crate::client::perform`]).
@@ -526,6 +540,8 @@ enum Applied {
     Killed(Vec<NodeId>),
     Paused(Vec<NodeId>),
     Links,
+    /// Cut off and paused; resumed at the fault's middle step, the links healed at its heal.
+    Deposed(Vec<NodeId>),
 }
 
 /// Follows the schedule until it ends or the run stops; heals the fault in force at the stop.
@@ -548,6 +564,23 @@ async fn nemesis_loop(
         let (applied, detail) = start_fault(&step.fault, db.as_ref(), &network, &mut rng).await;
         let start_ns = log_event(&log, "start", &step.fault, detail);
         *shared.active_fault.lock().expect("fault lock") = Some(step.fault.name());
+        if let (Some(after), Applied::Deposed(nodes)) = (
+            step.fault.resume_after(
+                shared.client_options.op_timeout,
+                step.heal.saturating_sub(step.start),
+            ),
+            &applied,
+        ) {
+            if interrupt.sleep_until(clock.at(step.start + after)).await {
+                let pids: BTreeMap<NodeId, u32> = nodes
+                    .iter()
+                    .filter_map(|&n| db.resume(n).map(|pid| (n, pid)))
+                    .collect();
+                let mut detail = Map::new();
+                detail.insert("resumed".into(), json!(pids));
+                log_event(&log, "resume", &step.fault, detail);
+            }
+        }
         interrupt.sleep_until(clock.at(step.heal)).await;
         let detail = heal_fault(applied, db.as_ref(), &network);
         let end_ns = log_event(&log, "heal", &step.fault, detail);
@@ -587,6 +620,7 @@ async fn start_fault(
         Fault::Partition(crate::nemesis::Shape::Leaders)
             | Fault::Kill(crate::nemesis::Targets::Leaders)
             | Fault::Pause(crate::nemesis::Targets::Leaders)
+            | Fault::Depose
     );
     let leaders = if leaders_needed {
         let sample = db.leaders().await;
@@ -647,6 +681,48 @@ async fn start_fault(
             detail.insert("links".into(), "every node-to-node link".into());
             Applied::Links
         }
+        Fault::Disk { targets, torn } => {
+            let picked = targets.pick(&nodes, &leaders, rng);
+            let mut pids = BTreeMap::new();
+            for &n in &picked {
+                if let Ok(Some(pid)) = db.kill(n) {
+                    pids.insert(n, pid);
+                }
+            }
+            // Every target is dead (killed and reaped) before any disk forgets: a power cut.
+            let mut lost = BTreeMap::new();
+            for &n in &picked {
+                let torn_seed = torn.then(|| rng.next_u64());
+                match db.lose_unsynced(n, torn_seed) {
+                    Ok(report) => lost.insert(n, report),
+                    Err(e) => lost.insert(n, json!({ "error": format!("{e:#}") })),
+                };
+            }
+            detail.insert("nodes".into(), json!(picked));
+            detail.insert("pids".into(), json!(pids));
+            detail.insert("lost".into(), json!(lost));
+            Applied::Killed(picked)
+        }
+        Fault::Depose => {
+            // One leader: the shards it leads elect new leaders among the others and serve
+            // meanwhile (deposing a minority at once can leave a shard without a majority).
+            let mut picked = crate::nemesis::Targets::Leaders.pick(&nodes, &leaders, rng);
+            picked.truncate(1);
+            let cuts = partition::isolate(&picked, &nodes);
+            network.partition(&cuts);
+            let pids: BTreeMap<NodeId, u32> = picked
+                .iter()
+                .filter_map(|&n| db.pause(n).map(|pid| (n, pid)))
+                .collect();
+            detail.insert(
+                "description".into(),
+                format!("leader {picked:?} cut off and paused, to be resumed still cut off").into(),
+            );
+            detail.insert("nodes".into(), json!(picked));
+            detail.insert("pids".into(), json!(pids));
+            detail.insert("cuts".into(), json!(cuts));
+            Applied::Deposed(picked)
+        }
     };
     (applied, detail)
 }
@@ -655,6 +731,18 @@ fn heal_fault(applied: Applied, db: &KvsDb, network: &Network) -> Map<String, Va
     let mut detail = Map::new();
     match applied {
         Applied::Partition | Applied::Links => network.heal(),
+        Applied::Deposed(nodes) => {
+            network.heal();
+            // Resumed at the middle step, unless the run stopped before it.
+            let pids: BTreeMap<NodeId, u32> = nodes
+                .iter()
+                .filter(|&&n| db.is_paused(n))
+                .filter_map(|&n| db.resume(n).map(|pid| (n, pid)))
+                .collect();
+            if !pids.is_empty() {
+                detail.insert("resumed".into(), json!(pids));
+            }
+        }
         Applied::Killed(nodes) => {
             let mut pids = BTreeMap::new();
             let mut errors = BTreeMap::new();
@@ -743,7 +831,7 @@ async fn wait_serving(
                 key: key.clone(),
                 shape: workloads::ReadShape::Value,
             };
-            if !matches!(client.invoke(&op).await.0, Completion::Ok(_)) {
+            if !matches!(client.invoke(&op, 0).await.0, Completion::Ok(_)) {
                 still.push(key);
             }
         }
@@ -856,10 +944,23 @@ async fn sample_loop(
     shared: Arc<Shared>,
     done: Arc<Interrupt>,
 ) {
+    let mut elections = BTreeMap::new();
     loop {
         let exits = note_exits(db.as_ref(), &nemesis_log);
         shared.findings.lock().expect("findings lock").extend(exits);
         let sample: LeaderSample = db.leaders().await;
+        let doubles = sample.election_safety(&mut elections);
+        for d in &doubles {
+            let mut line = Map::new();
+            line.insert("event".into(), "two-leaders".into());
+            line.insert("text".into(), d.clone().into());
+            let _ = nemesis_log.write(line);
+        }
+        shared
+            .findings
+            .lock()
+            .expect("findings lock")
+            .extend(doubles);
         let mut line = Map::new();
         line.insert(
             "leaders".into(),
@@ -973,6 +1074,8 @@ fn summary(
             "nemesis_interval_s": spec.nemesis_interval.as_secs_f64(),
             "quiet_period_s": spec.quiet_period.as_secs_f64(),
             "op_timeout_s": spec.op_timeout.as_secs_f64(),
+            "read_via": spec.read_via.name(),
+            "peer_latency_ms": spec.peer_latency.as_millis() as u64,
             "snapshot_log_entries_max": spec.snapshot_log_entries_max,
             "kvs_args": spec.kvs_args,
             "planted_bugs": spec.bugs.iter().map(crate::test::PlantedBug::label).collect::<Vec<_>>(),

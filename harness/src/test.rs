@@ -1,6 +1,7 @@
 //! The test spec: everything that defines a run, as the command line gave it.
 
 use crate::check::CheckBudget;
+use crate::client::ReadVia;
 use crate::nemesis::FaultKind;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -34,6 +35,11 @@ pub struct TestSpec {
     pub nemesis_interval: Duration,
     /// How long the healed cluster has to serve again before the final reads.
     pub quiet_period: Duration,
+    /// Delay (plus up to as much again, at random) on every node-to-node link for the whole
+    /// run, under the faults; zero for none.
+    pub peer_latency: Duration,
+    /// Where clients send their reads first.
+    pub read_via: ReadVia,
     /// Budget of one client operation (then a write is `info`, a read `fail`).
     pub op_timeout: Duration,
     /// Seed of the op stream, the fault schedule and the proxies' choices.
@@ -59,6 +65,40 @@ pub struct TestSpec {
 }
 
 impl TestSpec {
+    /// A run of `workload` under `faults` with the command line's defaults for everything else
+    /// (5 nodes, 8 shards of 3 replicas, 60 s, 10 clients, 5 s between faults...), results in
+    /// a new folder under `results/`.
+    #[must_use]
+    pub fn new(workload: WorkloadKind, faults: Vec<FaultKind>, seed: u64) -> TestSpec {
+        TestSpec {
+            workload,
+            faults,
+            node_count: 5,
+            shard_count: 8,
+            replica_count: 3,
+            time_limit: Duration::from_secs(60),
+            concurrency: 10,
+            clients_per_key: 5,
+            ops_per_key: 200,
+            rate: 0.0,
+            nemesis_interval: Duration::from_secs(5),
+            quiet_period: Duration::from_secs(10),
+            peer_latency: Duration::ZERO,
+            read_via: ReadVia::Leader,
+            op_timeout: Duration::from_secs(2),
+            seed,
+            snapshot_log_entries_max: 1000,
+            kvs_args: Vec::new(),
+            bugs: Vec::new(),
+            check_budget: CheckBudget::default(),
+            results_dir: None,
+            results_root: PathBuf::from("results"),
+            kvs_bin: None,
+            progress: false,
+            command_line: String::new(),
+        }
+    }
+
     /// The faults as the command line names them (`none` for none), joined with `+` for folder
     /// names or `,` for people.
     #[must_use]

@@ -8,10 +8,13 @@
 //! | `pause` | [`Targets`] | SIGSTOP the targets | SIGCONT |
 //! | `slow` | delays | delay with jitter on every node-to-node link | links pass again |
 //! | `flaky` | rates | lose, duplicate and reorder peer frames on every node-to-node link | links pass again |
+//! | `disk` | one, minority, all; torn or not | SIGKILL the targets and drop every write they had not synced (a power cut; torn: keep a prefix of the last one) | restart them on what a disk would have kept |
+//! | `depose` | a leader | cut a leader off from its peers and pause it; resume it, still cut off, once the others have taken over | links pass again (and resume) |
 
 use super::partition::{majority, NodeId, Shape};
 use serde::Serialize;
 use std::fmt;
+use std::time::Duration;
 use workloads::Rng;
 
 /// The kinds of fault `--faults` names.
@@ -28,16 +31,24 @@ pub enum FaultKind {
     Slow,
     /// Frame loss, duplication and reordering on node-to-node links.
     Flaky,
+    /// SIGKILL and the loss of every write not synced (nodes' data on the harness's FUSE
+    /// filesystem).
+    Disk,
+    /// A deposed leader that still believes it leads: leaders cut off and paused until the
+    /// others have elected leaders and served writes, then resumed while still cut off.
+    Depose,
 }
 
 impl FaultKind {
     /// Every kind, in `--help` order.
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Slow,
         FaultKind::Flaky,
+        FaultKind::Disk,
+        FaultKind::Depose,
     ];
 
     /// The name on the command line.
@@ -49,6 +60,8 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Slow => "slow",
             FaultKind::Flaky => "flaky",
+            FaultKind::Disk => "disk",
+            FaultKind::Depose => "depose",
         }
     }
 
@@ -57,9 +70,11 @@ impl FaultKind {
     pub fn color(self) -> &'static str {
         match self {
             FaultKind::Kill => "#E9A4A0",
+            FaultKind::Disk => "#E9C3A0",
             FaultKind::Pause => "#A0B1E9",
             FaultKind::Partition => "#E9DCA0",
             FaultKind::Slow | FaultKind::Flaky => "#D1E8A0",
+            FaultKind::Depose => "#C9A0E9",
         }
     }
 
@@ -85,6 +100,11 @@ impl FaultKind {
                 duplicate: 0.05,
                 reorder: 0.1,
             }],
+            FaultKind::Disk => [Targets::One, Targets::Minority, Targets::All]
+                .into_iter()
+                .flat_map(|targets| [false, true].map(|torn| Fault::Disk { targets, torn }))
+                .collect(),
+            FaultKind::Depose => vec![Fault::Depose],
         }
     }
 }
@@ -236,6 +256,19 @@ pub enum Fault {
         /// Share of frames held back behind the next one.
         reorder: f64,
     },
+    /// SIGKILL the targets and drop every write they had not synced (with `torn`, keep a
+    /// random prefix of the last one, as a disk may); restart them at the heal on what a disk
+    /// would have kept. `All` is a power cut of the whole cluster.
+    Disk {
+        /// Which nodes lose power.
+        targets: Targets,
+        /// Whether the last unsynced write is kept torn.
+        torn: bool,
+    },
+    /// Cut one node leading shards off from every other node and pause it; once the others have had time to elect leaders and serve (the op timeout and a
+    /// little more, see [`Fault::resume_after`]), resume it still cut off: until it notices
+    /// (up to an election timeout) it believes it leads. Healed by letting the links pass.
+    Depose,
 }
 
 impl Fault {
@@ -248,6 +281,8 @@ impl Fault {
             Fault::Pause(_) => FaultKind::Pause,
             Fault::Slow { .. } => FaultKind::Slow,
             Fault::Flaky { .. } => FaultKind::Flaky,
+            Fault::Disk { .. } => FaultKind::Disk,
+            Fault::Depose => FaultKind::Depose,
         }
     }
 
@@ -260,6 +295,28 @@ impl Fault {
             Fault::Pause(t) => format!("pause-{}", t.name()),
             Fault::Slow { delay_ms, .. } => format!("slow-{delay_ms}ms"),
             Fault::Flaky { .. } => "flaky".to_string(),
+            Fault::Disk { targets, torn } => {
+                format!(
+                    "disk-{}{}",
+                    targets.name(),
+                    if *torn { "-torn" } else { "" }
+                )
+            }
+            Fault::Depose => "depose-leaders".to_string(),
+        }
+    }
+
+    /// For a fault with a middle step (only [`Fault::Depose`]: the resume), when it comes after
+    /// the start: long enough for a client's operation on a paused node to time out and for
+    /// the others to elect a leader (`op_timeout` plus 1.5 s), but at most 70% of the fault's
+    /// length, so that the resumed nodes stay cut off for a while.
+    #[must_use]
+    pub fn resume_after(&self, op_timeout: Duration, length: Duration) -> Option<Duration> {
+        match self {
+            Fault::Depose => {
+                Some((op_timeout + Duration::from_millis(1500)).min(length.mul_f64(0.7)))
+            }
+            _ => None,
         }
     }
 

@@ -122,6 +122,17 @@ fn sorted(mut v: Vec<NodeId>) -> Vec<NodeId> {
     v
 }
 
+/// Cuts each of `isolated` off from every other node of `nodes` (both directions).
+#[must_use]
+pub fn isolate(isolated: &[NodeId], nodes: &[NodeId]) -> BTreeSet<Link> {
+    let mut cuts = BTreeSet::new();
+    for &x in isolated {
+        let others: Vec<NodeId> = nodes.iter().copied().filter(|n| *n != x).collect();
+        cut_between(&[x], &others, &mut cuts);
+    }
+    cuts
+}
+
 /// Builds the partition of `shape` over `nodes`. `leaders` (the nodes that lead a shard now)
 /// is only read by [`Shape::Leaders`]; when none is known, it isolates one random node.
 ///
@@ -153,10 +164,7 @@ pub fn partition(shape: Shape, nodes: &[NodeId], leaders: &[NodeId], rng: &mut R
             }
             let count = (nodes.len() - majority(nodes.len())).max(1);
             let isolated = sorted(candidates.into_iter().take(count).collect());
-            for &x in &isolated {
-                let others: Vec<NodeId> = nodes.iter().copied().filter(|n| *n != x).collect();
-                cut_between(&[x], &others, &mut cuts);
-            }
+            cuts = isolate(&isolated, nodes);
             format!("leaders {isolated:?} isolated, each alone")
         }
         Shape::Bridge => {

@@ -287,6 +287,21 @@ fn read_nemesis(path: &Path) -> (Vec<FaultWindow>, Vec<Mark>) {
                     faults.push(f);
                 }
             }
+            "two-leaders" => marks.push(Mark {
+                time_ns: t,
+                text: e["text"]
+                    .as_str()
+                    .unwrap_or("two leaders in one term")
+                    .to_string(),
+            }),
+            "resume" => marks.push(Mark {
+                time_ns: t,
+                text: format!(
+                    "{}: nodes {} resumed, still cut off",
+                    e["fault"].as_str().unwrap_or("fault"),
+                    e["resumed"]
+                ),
+            }),
             "crash" => marks.push(Mark {
                 time_ns: t,
                 text: format!(
