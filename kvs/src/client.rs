@@ -545,6 +545,13 @@ impl ClusterClient {
                 }
                 Attempt::Lost(e) => {
                     if write {
+                        // The node took the request and went silent: it may be dead, paused
+                        // or cut off, and no longer the leader. Ask the others who leads now,
+                        // so that the next operation does not wait on it again (a Redis cluster
+                        // client refreshes its slots after a timeout too). Briefly: the outcome
+                        // is unknown whatever they say.
+                        let refresh = Instant::now() + self.options.op_timeout / 4;
+                        self.refresh_slots_avoiding(refresh, &[addr]).await;
                         return done(Err(ClientError::Unknown(e)), node);
                     }
                     // A read has no effect: try elsewhere.
