@@ -184,12 +184,18 @@ pub fn plan() -> Vec<Trial> {
                  still overwrite (Figure 8)",
             )
         },
-        Trial::base(
-            "skip-fsync",
-            vec![Disk],
-            "a node killed with the disk fault loses what it never synced; with fsync skipped \
-             that includes entries it acknowledged as durable",
-        ),
+        Trial {
+            nemesis_interval: Duration::from_secs(2),
+            time_limit: Duration::from_secs(24),
+            ..Trial::base(
+                "skip-fsync",
+                vec![Disk],
+                "nodes killed with the disk fault lose what they never synced; with fsync \
+                 skipped that includes entries they acknowledged. Six faults, so that every \
+                 variant comes up, the power cut of the whole cluster among them (a minority's \
+                 loss is often repaired by a replica that still has the entries)",
+            )
+        },
     ]
 }
 
