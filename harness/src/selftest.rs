@@ -425,6 +425,12 @@ pub async fn selftest(
         interrupted: interrupt.is_set(),
     };
     std::fs::write(dir.join("selftest.md"), report.table())?;
+    // Each run has its page; the folder gets an index of them all.
+    if let Err(e) = crate::report::render_index(&dir) {
+        say(&format!(
+            "the self-test's index page could not be written: {e:#}"
+        ));
+    }
     std::fs::write(
         dir.join("selftest.json"),
         serde_json::to_string_pretty(&report)?,

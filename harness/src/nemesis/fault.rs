@@ -363,6 +363,43 @@ mod tests {
     }
 
     #[test]
+    fn disk_faults_cover_one_minority_and_a_power_cut_each_torn_or_not() {
+        let names: Vec<String> = FaultKind::Disk.variants().iter().map(Fault::name).collect();
+        assert_eq!(
+            names,
+            [
+                "disk-one",
+                "disk-one-torn",
+                "disk-minority",
+                "disk-minority-torn",
+                "disk-all",
+                "disk-all-torn"
+            ]
+        );
+        assert_eq!(
+            parse_faults("disk,kill").unwrap(),
+            [FaultKind::Kill, FaultKind::Disk]
+        );
+    }
+
+    #[test]
+    fn a_deposed_leader_is_resumed_after_the_op_timeout_and_before_the_heal() {
+        let s = Duration::from_secs;
+        let depose = Fault::Depose;
+        // Long enough for clients to give up on it and for an election, short of the heal.
+        assert_eq!(
+            depose.resume_after(s(2), s(5)),
+            Some(Duration::from_millis(3500))
+        );
+        assert_eq!(
+            depose.resume_after(s(2), s(3)),
+            Some(Duration::from_millis(2100))
+        );
+        assert_eq!(Fault::Kill(Targets::One).resume_after(s(2), s(5)), None);
+        assert_eq!(depose.name(), "depose-leaders");
+    }
+
+    #[test]
     fn every_kind_has_variants_and_a_colour() {
         for kind in FaultKind::ALL {
             let variants = kind.variants();
