@@ -135,17 +135,11 @@ impl Filesystem for FaultFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.st().unlink(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(reply, self.st().unlink(parent.0, name))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.st().rmdir(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(reply, self.st().rmdir(parent.0, name))
     }
 
     fn rename(
@@ -243,10 +237,7 @@ impl Filesystem for FaultFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.st().fsync(ino.0, fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(reply, self.st().fsync(ino.0, fh.0))
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -299,10 +290,7 @@ impl Filesystem for FaultFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.st().fsyncdir(ino.0, fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(reply, self.st().fsyncdir(ino.0, fh.0))
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -364,9 +352,17 @@ impl Filesystem for FaultFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        match self.st().fallocate(ino.0, fh.0, offset, length, mode) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        empty(
+            reply,
+            self.st().fallocate(ino.0, fh.0, offset, length, mode),
+        )
+    }
+}
+
+/// Answers a request that returns nothing: `ok`, or the errno.
+fn empty(reply: ReplyEmpty, result: Result<(), Errno>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
     }
 }

@@ -757,6 +757,19 @@ impl State {
         Ok(())
     }
 
+    /// Checks that `name` may be added to `parent`: an allowed name, not taken, in a directory
+    /// that is still linked.
+    fn check_new_name(&self, parent: u64, name: &OsStr) -> R<()> {
+        self.check_name(parent, name)?;
+        if self.dir(parent)?.live.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        if self.inode(parent)?.live_parent.is_none() && parent != ROOT {
+            return Err(Errno::ENOENT);
+        }
+        Ok(())
+    }
+
     /// Creates a regular file (O_EXCL semantics), returning its inode and a handle when asked.
     pub(crate) fn create(
         &mut self,
@@ -767,13 +780,7 @@ impl State {
         owner: (u32, u32),
         open: bool,
     ) -> R<(FileAttr, Option<u64>)> {
-        self.check_name(parent, name)?;
-        if self.dir(parent)?.live.contains_key(name) {
-            return Err(Errno::EEXIST);
-        }
-        if self.inode(parent)?.live_parent.is_none() && parent != ROOT {
-            return Err(Errno::ENOENT);
-        }
+        self.check_new_name(parent, name)?;
         let ino = self.alloc_ino();
         let path = self.stash.join(ino.to_string());
         let fd = OpenOptions::new()
@@ -819,13 +826,7 @@ impl State {
         umask: u32,
         owner: (u32, u32),
     ) -> R<FileAttr> {
-        self.check_name(parent, name)?;
-        if self.dir(parent)?.live.contains_key(name) {
-            return Err(Errno::EEXIST);
-        }
-        if self.inode(parent)?.live_parent.is_none() && parent != ROOT {
-            return Err(Errno::ENOENT);
-        }
+        self.check_new_name(parent, name)?;
         let ino = self.alloc_ino();
         let path = self.stash.join(ino.to_string());
         fs::DirBuilder::new()

@@ -291,6 +291,17 @@ fn check_command(
     }
 }
 
+/// The multi-threaded runtime a run or a self-test needs, or the exit code saying why not.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("harness: cannot start the runtime: {e}");
+            ExitCode::from(EXIT_COULD_NOT_RUN)
+        })
+}
+
 fn selftest_command(options: SelftestOptions) -> ExitCode {
     for name in &options.bugs {
         if let Err(e) = name.parse::<kvs::bugs::Bug>() {
@@ -298,15 +309,9 @@ fn selftest_command(options: SelftestOptions) -> ExitCode {
             return ExitCode::from(EXIT_BAD_ARGS);
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("harness: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_COULD_NOT_RUN);
-        }
+        Err(code) => return code,
     };
     eprintln!(
         "harness selftest: {} s per bug, seed {}",
@@ -447,15 +452,9 @@ fn run_command(args: RunArgs) -> ExitCode {
         progress: !args.no_progress,
         command_line,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("harness: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_COULD_NOT_RUN);
-        }
+        Err(code) => return code,
     };
     eprintln!(
         "harness: {} workload, faults {}, {} nodes, {} shards x {} replicas, {} s, seed {seed}",
