@@ -261,7 +261,7 @@ fn read_nemesis(path: &Path) -> (Vec<FaultWindow>, Vec<Mark>) {
         let t = e["time_ns"].as_u64().unwrap_or(0);
         match e["event"].as_str().unwrap_or("") {
             "start" => {
-                let detail = ["description", "nodes", "pids", "links", "cuts"]
+                let detail = ["description", "nodes", "pids", "links", "cuts", "lost"]
                     .iter()
                     .filter_map(|k| {
                         let v = &e[*k];

@@ -133,6 +133,30 @@ pub fn page(run: &RunData, dir: &Path) -> String {
     h
 }
 
+/// With the disk fault: each node's fault filesystem counters.
+fn disks(h: &mut String, disk: &Value) {
+    let Some(nodes) = disk.as_object() else {
+        return;
+    };
+    h.push_str(
+        "<table><tr><th>disk of node</th><th>writes</th><th>fsyncs</th><th>dir syncs</th>\
+         <th>power cuts</th><th>unsynced at the end</th></tr>",
+    );
+    for (node, c) in nodes {
+        let _ = write!(
+            h,
+            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{} B</td></tr>"#,
+            esc(node),
+            text(&c["writes"]),
+            text(&c["fsyncs"]),
+            text(&c["dir_syncs"]),
+            text(&c["crashes"]),
+            text(&c["unsynced_bytes"])
+        );
+    }
+    h.push_str("</table>");
+}
+
 fn settings_and_counts(h: &mut String, run: &RunData) {
     let st = &run.summary["settings"];
     h.push_str(r#"<h2 id="settings">Settings and counts</h2><div class="cols"><table>"#);
@@ -152,10 +176,22 @@ fn settings_and_counts(h: &mut String, run: &RunData) {
         ),
         ("seed", text(&run.summary["seed"])),
     ];
-    for (k, v) in rows {
+    // Settings that only some runs change are shown when they do.
+    let mut extra = Vec::new();
+    if st["read_via"].as_str().is_some_and(|v| v != "leader") {
+        extra.push(("reads via", text(&st["read_via"])));
+    }
+    if st["peer_latency_ms"].as_u64().is_some_and(|ms| ms > 0) {
+        extra.push((
+            "peer latency",
+            format!("{} ms + up to as much again", text(&st["peer_latency_ms"])),
+        ));
+    }
+    for (k, v) in rows.into_iter().chain(extra) {
         let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
     }
     h.push_str("</table>");
+    disks(h, &run.summary["disk"]);
     // Ops by function and outcome.
     let mut counts: BTreeMap<&str, [u64; 4]> = BTreeMap::new();
     for o in &run.ops {
