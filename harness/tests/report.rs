@@ -412,6 +412,27 @@ fn the_index_lists_every_run_newest_first_in_verdict_colours() {
 }
 
 #[test]
+fn the_index_lists_self_tests_apart_from_runs() {
+    let root = tempfile::tempdir().unwrap();
+    valid_run(root.path());
+    let selftest = root.path().join("selftest-20261201T150000Z");
+    std::fs::create_dir_all(&selftest).unwrap();
+    let row = |caught: bool| json!({"caught": caught, "false_alarms": [], "errors": []});
+    std::fs::write(
+        selftest.join("selftest.json"),
+        json!({"rows": [row(true), row(false)], "interrupted": false}).to_string(),
+    )
+    .unwrap();
+    let html = std::fs::read_to_string(render_index(root.path()).unwrap()).unwrap();
+    // Not a run: one run in the folder, and the self-test in its own table.
+    assert!(html.contains("1 runs in this folder"), "{html}");
+    assert!(html.contains("<h2>Self-tests</h2>"));
+    assert!(html.contains(r#"<a href="selftest-20261201T150000Z/index.html">"#));
+    assert!(html.contains(r#"<td class="n">1 of 2</td>"#));
+    assert!(html.contains(r#"<td style="background:#FEB5DA">failed</td>"#));
+}
+
+#[test]
 fn set_and_counter_anomalies_are_said_in_words() {
     let root = tempfile::tempdir().unwrap();
     let mut f = Fixture::new(root.path(), "20261201T160000Z-set-kill");

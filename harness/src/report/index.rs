@@ -16,6 +16,7 @@ pub fn index(root: &Path) -> String {
         .flatten()
         .flatten()
         .filter(|e| e.path().is_dir() && e.file_name() != "latest")
+        .filter(|e| !e.path().join(SELFTEST_FILE).is_file())
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let summary = std::fs::read_to_string(e.path().join(SUMMARY_FILE))
@@ -59,8 +60,12 @@ pub fn index(root: &Path) -> String {
             esc(&readable_stamp(s["started_utc"].as_str().unwrap_or("?"))),
             esc(st["workload"].as_str().unwrap_or("?")),
             esc(&st["faults"].as_str().unwrap_or("?").replace(',', ", ")),
-            st["nodes"],
-            st["shards"],
+            st["nodes"]
+                .as_u64()
+                .map_or_else(|| "?".to_string(), |n| n.to_string()),
+            st["shards"]
+                .as_u64()
+                .map_or_else(|| "?".to_string(), |n| n.to_string()),
             st["time_limit_s"]
                 .as_f64()
                 .map_or_else(|| "?".to_string(), |t| format!("{t} s")),
@@ -70,8 +75,63 @@ pub fn index(root: &Path) -> String {
             s["seed"]
         );
     }
-    h.push_str("</table></body></html>\n");
+    h.push_str("</table>");
+    selftests(&mut h, root);
+    h.push_str("</body></html>\n");
     h
+}
+
+/// A self-test's report, in its folder.
+const SELFTEST_FILE: &str = "selftest.json";
+
+/// The self-tests under `root` (folders with a `selftest.json`), newest first: how many planted
+/// bugs each caught, and whether it passed.
+fn selftests(h: &mut String, root: &Path) {
+    let mut found: Vec<(String, Value)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join(SELFTEST_FILE)).ok()?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                serde_json::from_str(&text).ok()?,
+            ))
+        })
+        .collect();
+    if found.is_empty() {
+        return;
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    h.push_str(
+        "<h2>Self-tests</h2><table><tr><th>self-test</th><th>planted bugs caught</th>\
+         <th>clean runs not valid</th><th>verdict</th></tr>",
+    );
+    for (name, r) in &found {
+        let rows = r["rows"].as_array().cloned().unwrap_or_default();
+        let caught = rows.iter().filter(|x| x["caught"] == true).count();
+        let alarms: usize = rows
+            .iter()
+            .map(|x| x["false_alarms"].as_array().map_or(0, Vec::len))
+            .sum();
+        let errors = rows
+            .iter()
+            .any(|x| x["errors"].as_array().is_some_and(|e| !e.is_empty()));
+        let passed = caught == rows.len() && alarms == 0 && !errors && r["interrupted"] != true;
+        let (verdict, color) = if passed {
+            ("passed", verdict_color("valid"))
+        } else {
+            ("failed", verdict_color("invalid"))
+        };
+        let _ = write!(
+            h,
+            r#"<tr><td><a href="{}">{}</a></td><td class="n">{caught} of {}</td><td class="n">{alarms}</td><td style="background:{color}">{verdict}</td></tr>"#,
+            esc(&Path::new(name).join("index.html").to_string_lossy()),
+            esc(name),
+            rows.len()
+        );
+    }
+    h.push_str("</table>");
 }
 
 /// `20261201T192408Z` as `2026-12-01 19:24:08`.
