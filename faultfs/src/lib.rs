@@ -335,10 +335,31 @@ pub fn force_unmount(mountpoint: &Path) -> Result<(), Error> {
     let target = mountpoint
         .canonicalize()
         .unwrap_or_else(|_| mountpoint.to_path_buf());
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let found = faultfs_mounts()
+        .into_iter()
+        .filter(|(point, _)| *point == target)
+        .map(|(_, minor)| minor)
+        .next_back();
+    let Some(minor) = found else {
         return Ok(());
     };
-    let mut found = None;
+    let abort = Path::new("/sys/fs/fuse/connections")
+        .join(&minor)
+        .join("abort");
+    let _ = std::fs::write(abort, b"1");
+    nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH).map_err(|e| Error::Unmount {
+        path: target.clone(),
+        source: io::Error::from_raw_os_error(e as i32),
+    })
+}
+
+/// Every faultfs mount of this mount namespace: its mount point and its FUSE connection's
+/// device minor number.
+fn faultfs_mounts() -> Vec<(PathBuf, String)> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
     for line in info.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(sep) = fields.iter().position(|f| *f == "-") else {
@@ -352,22 +373,26 @@ pub fn force_unmount(mountpoint: &Path) -> Result<(), Error> {
         ) else {
             continue;
         };
-        let point = unescape_mountinfo(point);
-        if Path::new(&point) == target && fstype.starts_with("fuse") && *source == "faultfs" {
-            found = dev.split(':').nth(1).map(str::to_owned);
+        if fstype.starts_with("fuse") && *source == "faultfs" {
+            if let Some(minor) = dev.split(':').nth(1) {
+                found.push((PathBuf::from(unescape_mountinfo(point)), minor.to_owned()));
+            }
         }
     }
-    let Some(minor) = found else {
-        return Ok(());
-    };
-    let abort = Path::new("/sys/fs/fuse/connections")
-        .join(&minor)
-        .join("abort");
-    let _ = std::fs::write(abort, b"1");
-    nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH).map_err(|e| Error::Unmount {
-        path: target.clone(),
-        source: io::Error::from_raw_os_error(e as i32),
-    })
+    found
+}
+
+/// Removes every faultfs mount whose filesystem process is gone (the mount point answers
+/// "transport endpoint is not connected"), as a harness killed with SIGKILL leaves them, and
+/// returns their mount points. Live mounts, this process's or another's, are left alone.
+pub fn clear_dead_mounts() -> Vec<PathBuf> {
+    faultfs_mounts()
+        .into_iter()
+        .filter(|(point, _)| {
+            std::fs::metadata(point).is_err_and(|e| e.raw_os_error() == Some(libc::ENOTCONN))
+        })
+        .filter_map(|(point, _)| force_unmount(&point).ok().map(|()| point))
+        .collect()
 }
 
 /// Undoes the octal escapes (`\040` for a space...) of /proc/self/mountinfo.

@@ -83,8 +83,14 @@ fn stale_mount_of_a_killed_process_is_cleared() {
     assert!(mounted(&f.mnt));
     child.kill().unwrap();
     child.wait().unwrap();
-    // The killed child left a dead mount behind; mounting again clears it.
+    // The killed child left a dead mount behind; a sweep finds and clears it.
     assert!(mounted(&f.mnt));
+    let mnt = f.mnt.canonicalize().unwrap_or_else(|_| f.mnt.clone());
+    assert!(
+        faultfs::clear_dead_mounts().contains(&mnt),
+        "the dead mount was not swept"
+    );
+    assert!(!mounted(&f.mnt));
     f.mount = Some(Mount::mount(&f.backing, &f.mnt, Options::default()).unwrap());
     assert_eq!(read(&f.p("kept")), b"kept");
     f.unmount();

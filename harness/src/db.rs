@@ -225,6 +225,13 @@ impl KvsDb {
         let mut mounts = BTreeMap::new();
         if options.disk_faults {
             faultfs::available().map_err(|e| anyhow::anyhow!("the disk fault needs FUSE: {e}"))?;
+            // A harness killed with SIGKILL cannot unmount: clear what such runs left.
+            for dead in faultfs::clear_dead_mounts() {
+                eprintln!(
+                    "harness: removed a dead faultfs mount left by an earlier run: {}",
+                    dead.display()
+                );
+            }
             for n in &config.nodes {
                 let backing = options.dir.join("disk").join(format!("node-{}", n.id));
                 let mountpoint = config.data_dir_for(n.node_id());
