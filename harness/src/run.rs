@@ -639,12 +639,7 @@ async fn start_fault(
         }
         Fault::Kill(targets) => {
             let picked = targets.pick(&nodes, &leaders, rng);
-            let mut pids = BTreeMap::new();
-            for &n in &picked {
-                if let Ok(Some(pid)) = db.kill(n) {
-                    pids.insert(n, pid);
-                }
-            }
+            let pids = kill_each(db, &picked);
             detail.insert("nodes".into(), json!(picked));
             detail.insert("pids".into(), json!(pids));
             Applied::Killed(picked)
@@ -683,12 +678,7 @@ async fn start_fault(
         }
         Fault::Disk { targets, torn } => {
             let picked = targets.pick(&nodes, &leaders, rng);
-            let mut pids = BTreeMap::new();
-            for &n in &picked {
-                if let Ok(Some(pid)) = db.kill(n) {
-                    pids.insert(n, pid);
-                }
-            }
+            let pids = kill_each(db, &picked);
             // Every target is dead (killed and reaped) before any disk forgets: a power cut.
             let mut lost = BTreeMap::new();
             for &n in &picked {
@@ -725,6 +715,14 @@ async fn start_fault(
         }
     };
     (applied, detail)
+}
+
+/// SIGKILLs each node (and reaps it); the pids of those that were running.
+fn kill_each(db: &KvsDb, nodes: &[NodeId]) -> BTreeMap<NodeId, u32> {
+    nodes
+        .iter()
+        .filter_map(|&n| db.kill(n).ok().flatten().map(|pid| (n, pid)))
+        .collect()
 }
 
 fn heal_fault(applied: Applied, db: &KvsDb, network: &Network) -> Map<String, Value> {
