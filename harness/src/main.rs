@@ -145,7 +145,7 @@ struct RunArgs {
     /// Milliseconds of delay, plus up to as much again at random, on every node-to-node link
     /// for the whole run (a slow network under every fault; 0 for none). Elections then take
     /// long enough for candidates to collide, which is what exposes a double vote.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000), allow_negative_numbers = true)]
     peer_latency: u64,
     /// Seed of the op stream, the fault schedule and the proxies' choices (default: random;
     /// printed, and in the summary).

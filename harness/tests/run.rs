@@ -159,8 +159,22 @@ fn bad_arguments_exit_254_naming_the_argument() {
         (&["--no-such-flag"][..], "--no-such-flag"),
         (&["--bug", "eat-writes"][..], "--bug"),
         (&["--bug", "vote-twice@9"][..], "--bug"),
+        (&["--read-via", "sideways"][..], "--read-via"),
+        (&["--peer-latency", "-5"][..], "--peer-latency"),
     ] {
         let out = harness().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+    for (args, named) in [
+        (&["selftest", "--bug", "eat-writes"][..], "--bug"),
+        (&["selftest", "--budget", "0"][..], "--budget"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(args)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(254), "{args:?}: {stderr}");
         assert!(stderr.contains(named), "{args:?}: {stderr}");
