@@ -298,7 +298,7 @@ impl Report {
                     format!("not in {:.0} s", r.secs)
                 },
                 r.runs,
-                r.anomaly.replace('|', "\\|"),
+                first_of(&r.anomaly).replace('|', "\\|"),
                 r.dir
                     .as_ref()
                     .map_or_else(|| "-".to_string(), |d| d.display().to_string()),
@@ -306,6 +306,16 @@ impl Report {
             ));
         }
         out
+    }
+}
+
+/// The first of the findings a reason lists (`a; b; c`), with how many more there are.
+fn first_of(reason: &str) -> String {
+    let mut parts = reason.split("; ");
+    let first = parts.next().unwrap_or_default();
+    match parts.count() {
+        0 => first.to_string(),
+        more => format!("{first} (and {more} more)"),
     }
 }
 
@@ -442,6 +452,12 @@ pub async fn selftest(
 mod tests {
     use super::plan;
     use kvs::bugs::Bug;
+
+    #[test]
+    fn the_table_shows_the_first_finding_and_counts_the_others() {
+        assert_eq!(super::first_of("a"), "a");
+        assert_eq!(super::first_of("a; b; c"), "a (and 2 more)");
+    }
 
     #[test]
     fn every_planted_bug_has_a_trial_whose_settings_parse() {
