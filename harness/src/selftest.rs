@@ -372,7 +372,11 @@ pub async fn selftest(
                     ));
                     if f.outcome == Outcome::Invalid {
                         row.caught = true;
-                        row.anomaly = f.reason;
+                        // The page's first sentence on an anomaly, else the verdict's reason.
+                        row.anomaly = crate::report::anomalies_in_words(&f.dir)
+                            .into_iter()
+                            .next()
+                            .unwrap_or(f.reason);
                         row.dir = Some(f.dir);
                         break;
                     }

@@ -315,6 +315,16 @@ fn an_invalid_run_explains_and_draws_the_stale_read() {
         ),
         "{html}"
     );
+    // The same sentence, as plain text, for whoever reports the run (the self-test's table).
+    assert_eq!(
+        harness::report::anomalies_in_words(&dir),
+        vec![
+            "Read of r0 at 3.000 s returned \"1\", but write \"2\" was acknowledged at 2.000 s, \
+             before the read began, and no write of \"1\" was invoked after it: a stale read, served \
+             by node 3."
+                .to_string()
+        ]
+    );
     // The failing op is drawn in red with the anchor the link jumps to.
     assert!(html.contains(r##"<a href="#first-error-0">Jump to the first error</a>"##));
     assert!(html.contains(r#"<g class="op failing" id="first-error-0">"#));

@@ -45,3 +45,35 @@ pub fn render_index(root: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
+
+/// The anomalies a run's page states in words (its `words` paragraphs), first to last, as plain
+/// text; empty when the page has none or cannot be read.
+#[must_use]
+pub fn anomalies_in_words(dir: &Path) -> Vec<String> {
+    let Ok(html) = std::fs::read_to_string(dir.join(PAGE_FILE)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut rest = html.as_str();
+    while let Some(at) = rest.find(r#"<p class="words""#) {
+        rest = &rest[at..];
+        let Some(open_end) = rest.find('>') else {
+            break;
+        };
+        let Some(close) = rest.find("</p>") else {
+            break;
+        };
+        out.push(unescape(&rest[open_end + 1..close]));
+        rest = &rest[close..];
+    }
+    out
+}
+
+/// Undoes [`svg::esc`].
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
