@@ -360,62 +360,55 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_store_under_disk_faults_stays_valid_and_no_mount_is_left() {
+/// A 4-shard run under the disk fault with `extra` arguments, which must exit `expected` and
+/// leave no mount; its folder, results and summary. `None` (saying why) without FUSE.
+fn disk_run(
+    extra: &[&str],
+    time_limit: &str,
+    expected: i32,
+) -> Option<(tempfile::TempDir, std::path::PathBuf, serde_json::Value)> {
     if let Err(e) = faultfs::available() {
         eprintln!("skipped: {e}");
-        return;
+        return None;
     }
-    let (dir, results) = run_expecting(
-        &[
-            "--faults",
-            "disk",
-            "--shards",
-            "4",
-            "--time-limit",
-            "14",
-            "--nemesis-interval",
-            "2",
-        ],
-        0,
-    );
+    let mut args = vec![
+        "--faults",
+        "disk",
+        "--shards",
+        "4",
+        "--nemesis-interval",
+        "2",
+    ];
+    args.extend(["--time-limit", time_limit]);
+    args.extend(extra);
+    let (dir, results) = run_expecting(&args, expected);
+    assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
     let s = summary(&results);
+    Some((dir, results, s))
+}
+
+#[test]
+fn the_store_under_disk_faults_stays_valid_and_no_mount_is_left() {
+    let Some((_dir, results, s)) = disk_run(&[], "14", 0) else {
+        return;
+    };
     assert_eq!(s["verdict"], "valid", "{s:#}");
     // Every fault was a kill with a disk that forgot, and the run counted the syncs it saw.
     let nemesis = std::fs::read_to_string(results.join("nemesis.jsonl")).unwrap();
     assert!(nemesis.contains(r#""kind":"disk""#) && nemesis.contains(r#""lost""#));
     assert!(s["disk"]["1"]["fsyncs"].as_u64().unwrap() > 0, "{s:#}");
-    // The nodes' durable files are kept beside the run; nothing stays mounted.
+    // The nodes' durable files are kept beside the run.
     assert!(results.join("disk/node-1/wal").is_dir());
-    assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
 }
 
 #[test]
 fn skip_fsync_under_disk_faults_is_caught() {
-    if let Err(e) = faultfs::available() {
-        eprintln!("skipped: {e}");
-        return;
-    }
     // Six faults, so every variant comes up once: among them the power cut of the whole
     // cluster, after which no node has the entries it acknowledged. (A minority's loss is
     // often repaired: the surviving replica has the entries and wins the election.)
-    let (dir, results) = run_expecting(
-        &[
-            "--bug",
-            "skip-fsync",
-            "--faults",
-            "disk",
-            "--shards",
-            "4",
-            "--time-limit",
-            "24",
-            "--nemesis-interval",
-            "2",
-        ],
-        1,
-    );
-    let s = summary(&results);
+    let Some((_dir, _results, s)) = disk_run(&["--bug", "skip-fsync"], "24", 1) else {
+        return;
+    };
     assert_eq!(s["verdict"], "invalid", "{s:#}");
     assert_eq!(s["settings"]["planted_bugs"][0], "skip-fsync");
-    assert_eq!(mounts_under(dir.path()), Vec::<String>::new());
 }
