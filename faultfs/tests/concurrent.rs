@@ -5,7 +5,7 @@ mod common;
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -49,6 +49,8 @@ fn concurrent_writers_keep_their_last_fsync() {
     }
     sync_dir(&f.mnt);
     let stop = Arc::new(AtomicBool::new(false));
+    // Successful syncs of each writer: the crash comes once every one has made some.
+    let syncs: Arc<Vec<AtomicU64>> = Arc::new((0..writers).map(|_| AtomicU64::new(0)).collect());
     let confirmed: Vec<Arc<Mutex<Vec<u8>>>> = (0..writers)
         .map(|_| Arc::new(Mutex::new(Vec::new())))
         .collect();
@@ -56,6 +58,7 @@ fn concurrent_writers_keep_their_last_fsync() {
     for (i, confirmed) in confirmed.iter().enumerate() {
         let path = f.p(&format!("f{i}"));
         let stop = Arc::clone(&stop);
+        let syncs = Arc::clone(&syncs);
         let confirmed = Arc::clone(confirmed);
         let mut rng = Rng(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         threads.push(thread::spawn(move || {
@@ -108,6 +111,7 @@ fn concurrent_writers_keep_their_last_fsync() {
                         };
                         if r.is_ok() {
                             *confirmed.lock().unwrap() = model.clone();
+                            syncs[i].fetch_add(1, Ordering::Relaxed);
                         }
                         r
                     }
@@ -120,14 +124,25 @@ fn concurrent_writers_keep_their_last_fsync() {
             ops
         }));
     }
+    // Crash in the middle: once every writer has synced a few times (and keeps writing), or at
+    // the latest after 10 s, whatever they did by then.
     let start = Instant::now();
-    thread::sleep(Duration::from_millis(400));
+    while syncs.iter().any(|s| s.load(Ordering::Relaxed) < 200)
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        thread::sleep(Duration::from_millis(5));
+    }
     let report = f.crash();
     stop.store(true, Ordering::Relaxed);
     let ops: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let synced: Vec<u64> = syncs.iter().map(|s| s.load(Ordering::Relaxed)).collect();
     println!(
-        "ops per writer {ops:?} in {:?}, {report:?}",
+        "ops per writer {ops:?}, syncs {synced:?}, in {:?}, {report:?}",
         start.elapsed()
+    );
+    assert!(
+        synced.iter().all(|&n| n >= 200),
+        "seed {seed}: a writer made fewer than 200 syncs in 10 s: {synced:?}"
     );
     // Nothing after the crash could have made anything durable.
     f.crash();

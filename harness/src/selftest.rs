@@ -13,7 +13,7 @@ use crate::nemesis::FaultKind;
 use crate::run::{run, Interrupt};
 use crate::test::{PlantedBug, TestSpec};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use workloads::{Outcome, Rng, WorkloadKind};
@@ -109,7 +109,6 @@ impl Trial {
             } else {
                 Vec::new()
             },
-            results_root: dir.parent().map_or_else(PathBuf::new, Path::to_path_buf),
             results_dir: Some(dir),
             kvs_bin,
             command_line: format!("{} --seed {seed}", self.command(with_bug)),

@@ -484,8 +484,27 @@ async fn planted_ack_before_commit_answers_writes_no_majority_holds() {
         raw_command(addr, &["INCR", "n"]).await,
         Some(Frame::Integer(2))
     );
-    // Let the pipeline drain so the leader's copy of the state is in step with its log.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait until the leader has applied all it committed, so that its copy of the state is in
+    // step with its log.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let drained = common::info_raft(&c, leader).await.is_some_and(|lines| {
+            lines.iter().filter(|l| l.shard == 0).any(|l| {
+                matches!(
+                    (l.fields.get("applied"), l.fields.get("commit")),
+                    (Some(a), Some(c)) if a == c
+                )
+            })
+        });
+        assert!(
+            Instant::now() < deadline,
+            "the leader never applied what it committed"
+        );
+        if drained {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     for &f in &followers {
         c.signal(f, Signal::SIGSTOP);
